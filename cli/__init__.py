@@ -1,0 +1,1 @@
+"""The ``nasntk`` command-line interface (installed as ``nasntk.cli``)."""
