@@ -57,7 +57,9 @@ def _load_path(path: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise NasntkError(f"cannot import module {module_name!r} for space {path!r}: {exc}") from None
+        raise NasntkError(
+            f"cannot import module {module_name!r} for space {path!r}: {exc}"
+        ) from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -74,7 +76,9 @@ def _instantiate(obj: object, label: str, **kwargs: object) -> SearchSpace:
             return obj(**kwargs)
         except TypeError as exc:
             raise NasntkError(f"space {label!r}: bad options {sorted(kwargs)}: {exc}") from None
-    raise NasntkError(f"{label!r} is not a nasntk SearchSpace (subclass nasntk.search_spaces.SearchSpace)")
+    raise NasntkError(
+        f"{label!r} is not a nasntk SearchSpace (subclass nasntk.search_spaces.SearchSpace)"
+    )
 
 
 def get(name: str, **kwargs: object) -> SearchSpace:
