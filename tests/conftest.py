@@ -1,0 +1,51 @@
+"""Shared pytest fixtures (keep this file small; one fixture per shared need)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Written by ``bash .ci/postgres.sh`` (a throwaway server on 127.0.0.1).
+POSTGRES_URL_FILE = ROOT / ".ci" / "postgres.url"
+
+
+def _postgres_url() -> tuple[str | None, str]:
+    """The test server's URL and, when there is none, why."""
+    url = os.environ.get("NASNTK_TEST_POSTGRES_URL", "").strip()
+    if not url and POSTGRES_URL_FILE.is_file():
+        url = POSTGRES_URL_FILE.read_text().strip()
+    if not url:
+        return None, (
+            "no PostgreSQL server: run `bash .ci/postgres.sh` (writes .ci/postgres.url) or set "
+            "NASNTK_TEST_POSTGRES_URL=postgresql://USER:PASS@HOST:PORT/DB"
+        )
+    try:
+        import psycopg2
+    except ImportError:
+        return None, "psycopg2 is not installed (pip install -e '.[test]')"
+    dsn = (
+        url.split("+", 1)[0] + "://" + url.split("://", 1)[1] if "+" in url.split("://")[0] else url
+    )
+    try:
+        psycopg2.connect(dsn, connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        return None, f"PostgreSQL server of {POSTGRES_URL_FILE.name} is not reachable: {first}"
+    return url, ""
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a live PostgreSQL database for tests marked ``postgres``; skips when there is none.
+
+    Set ``NASNTK_REQUIRE_POSTGRES=1`` (CI does) to fail instead of skipping.
+    """
+    url, why = _postgres_url()
+    if url is None:
+        if os.environ.get("NASNTK_REQUIRE_POSTGRES"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return url

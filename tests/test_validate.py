@@ -1,0 +1,334 @@
+"""nasntk.training and nasntk.validate: a loop that learns, honest correlations, resumable runs."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import random
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from nasntk import training
+from nasntk.errors import NasntkError
+
+# ``nasntk.validate`` is also the lazily exported function: take the module from sys.modules.
+V = importlib.import_module("nasntk.validate")
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits_8x8():
+    from nasntk import data
+
+    batch = data.load("digits", data.info("digits")["size"], seed=0, in_chans=1, img_size=8)
+    return training.split(batch.x, batch.y, val_fraction=0.2, seed=0)
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 10),
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_training_learns_digits(digits_8x8, optimizer):
+    (x_tr, y_tr), (x_va, y_va) = digits_8x8
+    model = _mlp()
+    before = training.evaluate(model, x_va, y_va)
+    steps = []
+    res = training.train(
+        model,
+        (x_tr, y_tr),
+        (x_va, y_va),
+        training.TrainConfig(epochs=4, optimizer=optimizer, seed=0),
+        on_step=lambda done, total: steps.append((done, total)),
+    )
+    # Ten balanced classes: chance is 0.1. Four epochs of a 64-32-10 MLP reach far above it.
+    assert before < 0.3
+    assert res.val_acc > 0.8
+    assert res.val_acc == training.evaluate(model, x_va, y_va)  # the number is the model's
+    assert len(res.history) == 4 and not res.diverged
+    assert steps[-1] == (res.steps, res.steps) and len(steps) == res.steps
+
+
+def test_training_cnn_with_batchnorm_and_augmentation_learns(digits_8x8):
+    (x_tr, y_tr), (x_va, y_va) = digits_8x8
+    res = training.train(
+        _cnn(),
+        (x_tr, y_tr),
+        (x_va, y_va),
+        training.TrainConfig(epochs=3, augment=True, seed=1),
+    )
+    assert res.val_acc > 0.7  # chance 0.1; crops + flips make digits harder, so a lower bar
+
+
+def test_training_is_reproducible(digits_8x8):
+    (x_tr, y_tr), (x_va, y_va) = digits_8x8
+    sub = (x_tr[:300], y_tr[:300]), (x_va[:100], y_va[:100])
+    cfg = training.TrainConfig(epochs=1, seed=3, augment=True)
+    a = training.train(_mlp(), *sub, cfg)
+    b = training.train(_mlp(), *sub, cfg)
+    assert a.val_acc == b.val_acc and a.train_loss == b.train_loss
+
+
+def test_cosine_schedule_ends_near_zero():
+    x = torch.randn(40, 1, 4, 4)
+    y = torch.arange(40) % 4
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    seen = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        training.train(model, (x, y), (x, y), training.TrainConfig(epochs=2, batch_size=10, lr=0.4))
+    finally:
+        torch.optim.SGD.step = orig
+    total = len(seen)
+    expected = [0.4 * 0.5 * (1 + math.cos(math.pi * t / total)) for t in range(total)]
+    assert seen == pytest.approx(expected)
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    y = torch.tensor([0] * 10 + [1] * 20 + [2] * 5)
+    x = torch.arange(len(y)).float()[:, None, None, None]
+    (x_tr, y_tr), (x_va, y_va) = training.split(x, y, val_fraction=0.2, seed=0)
+    assert torch.bincount(y_va).tolist() == [2, 4, 1]
+    ids_tr, ids_va = set(x_tr.flatten().tolist()), set(x_va.flatten().tolist())
+    assert not ids_tr & ids_va and len(ids_tr | ids_va) == len(y)
+    assert all(
+        y[int(i)] == lab for i, lab in zip(x_va.flatten().tolist(), y_va.tolist(), strict=True)
+    )
+    (_, _), (x_va2, _) = training.split(x, y, val_fraction=0.2, seed=0)
+    (_, _), (x_va3, _) = training.split(x, y, val_fraction=0.2, seed=1)
+    assert torch.equal(x_va, x_va2) and not torch.equal(x_va, x_va3)
+    with pytest.raises(NasntkError):
+        training.split(x, y, val_fraction=1.0)
+
+
+def test_augment_crops_a_shifted_window_or_its_mirror():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16) + 1
+    out = training.augment(x, torch.Generator().manual_seed(0))
+    pad = 2
+    padded = torch.nn.functional.pad(x, (pad,) * 4)
+    for i in range(2):
+        windows = [
+            padded[i, :, dy : dy + 16, dx : dx + 16]
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+        ]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+
+
+def test_train_config_rejects_bad_values():
+    for bad in (
+        dict(optimizer="lbfgs"),
+        dict(epochs=0),
+        dict(lr=-1.0),
+        dict(batch_size=1),
+    ):
+        with pytest.raises(NasntkError):
+            training.TrainConfig(**bad).resolved()
+    assert training.TrainConfig(optimizer="adamw").resolved().lr == pytest.approx(2e-3)
+    assert training.TrainConfig(epochs=2).key() != training.TrainConfig(epochs=3).key()
+
+
+# ---------------------------------------------------------------------------------------------
+# Correlations and selection (pure)
+# ---------------------------------------------------------------------------------------------
+def _naive_kendall_tau_b(x, y):
+    """τ-b = (C − D) / sqrt((n0 − n1)(n0 − n2)) by counting pairs (O(n²))."""
+    n = len(x)
+    c = d = tx = ty = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            sx = np.sign(x[i] - x[j])
+            sy = np.sign(y[i] - y[j])
+            if sx == 0 and sy == 0:
+                continue
+            if sx == 0:
+                tx += 1
+            elif sy == 0:
+                ty += 1
+            elif sx == sy:
+                c += 1
+            else:
+                d += 1
+    return (c - d) / math.sqrt((c + d + tx) * (c + d + ty))
+
+
+def _average_ranks(v):
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _naive_spearman(x, y):
+    return float(np.corrcoef(_average_ranks(x), _average_ranks(y))[0, 1])
+
+
+def test_correlate_matches_naive_pair_counting_and_orients_minimize_scores():
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.5, 0.9, 25).round(2).tolist()  # rounding makes ties
+    noisy = (np.array(acc) + rng.normal(0, 0.05, 25)).round(2).tolist()
+    cond = (-np.array(noisy)).tolist()  # lower is better: the same ranking, negated
+    out = V.correlate({"up": noisy, "cond": cond}, acc, {"up": "maximize", "cond": "minimize"})
+    assert out["up"]["kendall"] == pytest.approx(_naive_kendall_tau_b(noisy, acc), abs=1e-12)
+    assert out["up"]["spearman"] == pytest.approx(_naive_spearman(noisy, acc), abs=1e-12)
+    assert out["up"]["kendall"] == pytest.approx(stats.kendalltau(noisy, acc).statistic, abs=1e-12)
+    assert out["cond"]["kendall"] == pytest.approx(out["up"]["kendall"], abs=1e-12)
+    assert out["cond"]["spearman"] == pytest.approx(out["up"]["spearman"], abs=1e-12)
+    assert out["up"]["n"] == 25
+
+
+def test_correlate_perfect_reversed_and_missing_accuracy():
+    acc = [0.1, 0.2, 0.3, 0.4, math.nan]
+    out = V.correlate({"a": [1, 2, 3, 4, 100], "b": [4, 3, 2, 1, -100]}, acc)
+    assert out["a"]["kendall"] == pytest.approx(1.0) and out["a"]["spearman"] == pytest.approx(1.0)
+    assert out["b"]["kendall"] == pytest.approx(-1.0) and out["b"]["spearman"] == pytest.approx(
+        -1.0
+    )
+    assert out["a"]["n"] == 4  # the untrainable candidate is dropped
+    assert math.isnan(V.correlate({"c": [1, 1, 1, 1, 1]}, acc)["c"]["kendall"])
+
+
+def test_select_takes_top_then_seeded_random_from_the_rest():
+    ranked = [{"rank": i + 1, "trial": 100 + i} for i in range(20)]
+    a = V.select(ranked, top=3, random_k=4, seed=5)
+    assert [r["rank"] for r in a[:3]] == [1, 2, 3] and {r["role"] for r in a[:3]} == {"top"}
+    tail = [r["rank"] for r in a[3:]]
+    assert len(tail) == 4 and all(r > 3 for r in tail) and tail == sorted(tail)
+    assert {r["role"] for r in a[3:]} == {"random"}
+    expected = sorted(random.Random(5).sample(range(17), 4))
+    assert tail == [i + 4 for i in expected]
+    assert V.select(ranked, top=3, random_k=4, seed=5) == a
+    assert len(V.select(ranked[:5], top=3, random_k=10)) == 5  # capped by what there is
+    with pytest.raises(NasntkError):
+        V.select(ranked, top=0, random_k=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# validate() on a real (tiny) study: stored results, resume, budgets, report files, the CLI
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    from nasntk.search import search
+
+    folder = tmp_path_factory.mktemp("validate")
+    url = f"sqlite:///{folder / 'study.db'}"
+    search(
+        "nb201",
+        data="digits",
+        trials=6,
+        n_kernel=8,
+        img_size=8,
+        space_options={"C": 2, "N": 1},
+        storage=url,
+        study_name="tiny",
+        seed=0,
+        sampler="random",
+        threads=1,
+    )
+    return url
+
+
+def test_validate_resumes_instead_of_retraining(tiny_study, tmp_path, monkeypatch):
+    calls = []
+    real = training.train
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", counting)
+    opts = dict(storage=tiny_study, top=2, random_k=2, epochs=1, n=200, batch_size=32)
+    first = V.validate("tiny", out=tmp_path / "rep", **opts)
+    assert len(calls) == 4 and first.trained == 4 and first.reused == 0
+    assert [r["role"] for r in first.rows] == ["top", "top", "random", "random"]
+    assert all(0.0 <= r["val_acc"] <= 1.0 for r in first.rows)
+
+    # A fresh study object from the storage: the results were written to the database.
+    second = V.validate("tiny", **opts)
+    assert len(calls) == 4 and second.trained == 0 and second.reused == 4
+    assert [r["val_acc"] for r in second.rows] == [r["val_acc"] for r in first.rows]
+    assert second.correlations == first.correlations
+
+    # Another budget trains again; --retrain ignores what is stored.
+    third = V.validate("tiny", **{**opts, "epochs": 2})
+    assert len(calls) == 8 and third.trained == 4
+    V.validate("tiny", retrain=True, **opts)
+    assert len(calls) == 12
+
+    # Every stored score is correlated; the report and one plot per score exist.
+    names = V.score_names(
+        __import__("nasntk.leaderboard", fromlist=["rows"]).rows(
+            optuna.load_study(study_name="tiny", storage=tiny_study)
+        )
+    )
+    assert "default" in names and "params" in names
+    assert set(first.correlations) == set(names)
+    for name in names:
+        assert (tmp_path / "rep" / f"scatter_{name}.png").stat().st_size > 1000
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Kendall" in report and "| default |" in report
+
+
+def test_validate_accuracy_is_a_real_training_result(tiny_study):
+    """Recompute one stored number by hand: rebuild, split, train with the same recipe."""
+    from nasntk import data, leaderboard
+    from nasntk.search import build, load_study
+
+    study = load_study(tiny_study, "tiny")
+    res = V.validate(study, top=1, random_k=0, epochs=1, n=200, batch_size=32)
+    row = leaderboard.rows(study)[0]
+    batch = data.load("digits", 200, seed=0, in_chans=1, img_size=8)
+    split = training.split(batch.x, batch.y, val_fraction=0.2, seed=0)
+    model = build(row, seed=0, num_classes=10, in_chans=1, img_size=8)
+    ref = training.train(model, *split, training.TrainConfig(epochs=1, batch_size=32, seed=0))
+    assert res.rows[0]["val_acc"] == pytest.approx(ref.val_acc)
+
+
+def test_validate_cli(tiny_study, tmp_path, capsys):
+    from nasntk.cli.main import main
+
+    args = ["validate", "--storage", tiny_study, "--study", "tiny", "--top", "1", "--random", "1"]
+    args += ["--epochs", "1", "--n", "200", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Kendall" in out and "default" in out
+    assert (tmp_path / "out" / "report.md").is_file()
+    assert main(["validate", "--storage", tiny_study, "--study", "nope"]) == 2
+    assert main(["validate", "--storage", tiny_study, "--study", "tiny", "--optimizer", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "optimizer" in err
