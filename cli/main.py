@@ -33,7 +33,9 @@ _STATE = {"verbose": False}
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full tracebacks (for bug reports)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show full tracebacks (for bug reports)."
+    ),
 ) -> None:
     """nasntk ranks untrained architectures by their pNTK (condition number, kernel regression)."""
     _STATE["verbose"] = verbose or bool(os.environ.get("NASNTK_VERBOSE"))
@@ -48,14 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args or "-v" in args or bool(os.environ.get("NASNTK_VERBOSE"))
     try:
-        app(args=args, prog_name="nasntk", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # typer >= 0.20 vendors click (typer._click): catch typer's classes and click's alike.
+        rc = app(args=args, prog_name="nasntk", standalone_mode=False)
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("nasntk: interrupted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        message = " ".join(str(exc.format_message()).split())
+        if message:  # (empty when no_args_is_help has just printed the help)
+            print(f"nasntk: error: {message} (see --help)", file=sys.stderr)
         return 2
     except NasntkError as exc:
         if verbose:
@@ -67,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nasntk: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0  # typer.Exit(code) returns code when not standalone
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,165 @@
-"""CLI commands (placeholder: filled in by the issue that owns them)."""
+"""``nasntk score`` (score many specs into a resumable CSV) and ``nasntk benchmark`` (rank quality).
+
+Both are thin: they parse options, call :mod:`nasntk.benchmark`, and render with rich.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nasntk.errors import NasntkError
+
+_BN_HELP = "BatchNorm mode of the kernel and forward passes: eval | batch | frozen (default: frozen)."
+
+
+def _names(scores: Optional[list[str]]) -> Optional[list[str]]:
+    """Accept ``--scores a,b --scores c`` as well as repeated options."""
+    if not scores:
+        return None
+    out = [s.strip() for item in scores for s in item.split(",") if s.strip()]
+    return out or None
+
+
+def _bn(bn: Optional[str]) -> Optional[str]:
+    if bn is not None and bn not in ("eval", "batch", "frozen"):
+        raise NasntkError(f"--bn must be eval, batch or frozen, got {bn!r}")
+    return bn
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _fmt(v: object) -> str:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(f):
+        return "nan"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f"{f:.3f}"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``score`` and ``benchmark`` to app."""
+
+    @app.command("score")
+    def score_cmd(
+        space: str = typer.Option(..., "--space", help="Search space name (see `nasntk spaces`)."),
+        specs: Path = typer.Option(
+            ..., "--specs", help="File with one spec per line (text form or JSON)."
+        ),
+        data: str = typer.Option(
+            "digits", "--data", help="Image source: digits, cifar10:PATH, npz:PATH, ..."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", help="Output CSV (resumable: done rows are skipped)."
+        ),
+        scores: Optional[list[str]] = typer.Option(
+            None, "--scores", help="Scores to compute (comma-separated or repeated; default: all)."
+        ),
+        n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
+        seeds: int = typer.Option(
+            1, "--seeds", help="Average each score over this many initialisations."
+        ),
+        bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+    ) -> None:
+        """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
+        bm = importlib.import_module("nasntk.benchmark")
+
+        if not specs.is_file():
+            raise NasntkError(f"specs file not found: {specs}")
+        lines = specs.read_text().splitlines()
+        todo = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        err = Console(stderr=True)
+        rows = []
+        with _progress(err) as progress:
+            task = progress.add_task("scoring", total=len(todo))
+            for row in bm.score_specs(
+                space, todo, data=data, out=out, scores=_names(scores), n=n, seeds=seeds, bn=_bn(bn)
+            ):
+                rows.append(row)
+                progress.advance(task)
+        Console().print(f"{len(rows)} rows in {out}")
+
+    @app.command("benchmark")
+    def benchmark_cmd(
+        truth: Path = typer.Option(..., "--truth", help="CSV with columns arch and *_acc."),
+        data: str = typer.Option(..., "--data", help="Image source, e.g. cifar10:PATH."),
+        space: str = typer.Option("nb201", "--space", help="Search space of the truth's cells."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first K cells."),
+        json_out: Optional[Path] = typer.Option(
+            None, "--json", help="Write the correlations as JSON."
+        ),
+        scores: Optional[list[str]] = typer.Option(
+            None, "--scores", help="Scores to compare (default: all)."
+        ),
+        n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
+        seeds: int = typer.Option(
+            1, "--seeds", help="Average each score over this many initialisations."
+        ),
+        bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+        cache: Optional[Path] = typer.Option(
+            None, "--cache", help="Resumable CSV of per-cell scores."
+        ),
+    ) -> None:
+        """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
+        bm = importlib.import_module("nasntk.benchmark")
+
+        err = Console(stderr=True)
+        with _progress(err) as progress:
+            task = progress.add_task("benchmark", total=None)
+
+            def tick(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = bm.benchmark(
+                space,
+                truth=truth,
+                data=data,
+                limit=limit,
+                scores=_names(scores),
+                n=n,
+                seeds=seeds,
+                bn=_bn(bn),
+                cache=cache,
+                progress=tick,
+            )
+        cols = list(result.truth.columns) if result.truth is not None else []
+        table = Table(
+            title=f"{result.n} cells, {result.seconds_per_cell:.3f} s per cell",
+            caption="each cell: Kendall τ  Spearman ρ  top-10 hit rate (higher = better)",
+        )
+        table.add_column("score")
+        for col in cols:
+            table.add_column(col.removesuffix("_acc").removesuffix("_test"), justify="right")
+        for name, per_col in result.scores.items():
+            label = f"[bold]{name}[/bold]" if name == result.default else name
+            cells = [
+                f"{_fmt(per_col[c]['kendall'])}  {_fmt(per_col[c]['spearman'])}  "
+                f"{_fmt(result.top10.get(name, {}).get(c, math.nan))}"
+                for c in cols
+            ]
+            table.add_row(label, *cells)
+        Console().print(table)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")

@@ -339,19 +339,64 @@ def _jacob_cov(ctx: Context) -> float:
 # help/needs) after measuring on NAS-Bench-201. It must stay a per-candidate score (no ranks over
 # a population), direction "maximize".
 # ================================================================================================
+def _log10_flatness(eigs: np.ndarray, what: str) -> float:
+    """log10 of the spectral flatness GM/AM of a PSD spectrum: mean_i log10(λ_i / mean λ) ≤ 0.
+
+    0 for a flat (isotropic) spectrum; → −∞ as the spectrum degenerates. A zero or numerically
+    singular spectrum (λmin ≤ N·eps·λmax) is undefined (−inf with a reason).
+    """
+    lam = np.asarray(eigs, dtype=np.float64)
+    lmax = float(lam.max())
+    if not lmax > 0.0:
+        raise ScoreUndefined(f"{what} is zero", -math.inf)
+    tol = len(lam) * np.finfo(np.float64).eps * lmax
+    if float(lam.min()) <= tol:
+        raise ScoreUndefined(f"{what} is singular (λmin ≤ N·eps·λmax)", -math.inf)
+    return float(np.mean(np.log10(lam / lam.mean())))
+
+
+def _centred_correlation_eigenvalues(ctx: Context) -> np.ndarray:
+    """Eigenvalues of H C H without its structural zero, C = D^-½ K D^-½ (D = diag K)."""
+
+    def make() -> np.ndarray:
+        k = ctx.kernel()
+        d = np.diag(k)
+        if not np.all(d > 0.0):
+            raise ScoreUndefined(
+                "a sample has zero pNTK self-similarity (no gradient): correlation undefined",
+                -math.inf,
+            )
+        r = 1.0 / np.sqrt(d)
+        return spectral.centered_eigenvalues(k * r[:, None] * r[None, :])
+
+    return ctx._cached("corr_ceigs", make)
+
+
 @register(
     DEFAULT,
     direction="maximize",
-    needs=("kernel",),
-    help="−log10 condition number of the centred pNTK (provisional; see nasntk.proxies)",
+    needs=("kernel", "params"),
+    help="log10(#params × spectral flatness GM/AM of the centred pNTK correlation matrix)",
 )
 def default_score(ctx: Context) -> float:
-    """Provisional: −log10 κ(HKH), the centred pNTK's condition number, negated (higher better).
+    """log10 P + log10 F: parameters discounted by the spectral flatness of the pNTK.
 
-    Centring removes the constant mode 1 that dominates eval-mode kernels at initialisation
-    (the issue's pilot: centred −log κ reached τ ≈ 0.55 with bn="eval" on 150 NB201 cells).
+    P is the number of trainable parameters. F = GM(λ)/AM(λ) ∈ (0, 1] is the spectral flatness
+    (geometric over arithmetic mean) of the eigenvalues λ of H C H, the *centred correlation*
+    pNTK: C = D^-½ K D^-½ with D = diag K (every input's gradient scaled to unit norm), and
+    H = I − 11ᵀ/N removing the constant mode shared by all inputs (its zero eigenvalue dropped).
+    log10 F = (1/(N−1)) Σ log10(λ_i / λ̄) is NASWOT's log-determinant idea applied to the pNTK,
+    per eigenvalue: it uses the whole spectrum, not only the two extremes that the condition
+    number looks at (and that make it noisy). A flat spectrum (F = 1) means every direction in
+    function space is learned at the same rate, and the network keeps its full capacity P;
+    a degenerate one discounts it. Both terms are logs of ratios/counts, summed with weight 1:
+    nothing is fitted, and it is a per-candidate score (no population ranks).
+
+    Chosen by measurement on NAS-Bench-201 dev cells (see experiments/nb201_ranking.py and the
+    README): with ``bn="frozen"``, N = 64 CIFAR-10 images, one initialisation.
     """
-    return -spectral.condition_number(ctx.centered_eigenvalues())
+    flat = _log10_flatness(_centred_correlation_eigenvalues(ctx), "centred pNTK correlation matrix")
+    return math.log10(baselines.params(ctx.model)) + flat
 
 
 # ================================================================================================

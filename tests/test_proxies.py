@@ -257,15 +257,23 @@ def test_compute_pntk_scores_match_naive_kernel_and_share_one_kernel(monkeypatch
     got = proxies.compute(model, batch, names, bn="eval", ridge=1e-2)
     assert len(calls) == 1
     eig = np.linalg.eigvalsh(ref_k)
-    assert got["pntk_cond"] == pytest.approx(math.log10(eig[-1] / eig[0]), rel=1e-6)
+    # float32 model: the engine and the naive loop sum per-sample gradients in different orders,
+    # and κ ≈ 1e4 amplifies that float32 rounding in λmin, hence 1e-4 on the log-condition numbers.
+    assert got["pntk_cond"] == pytest.approx(math.log10(eig[-1] / eig[0]), rel=1e-4)
     assert got["pntk_trace"] == pytest.approx(np.trace(ref_k), rel=1e-6)  # float32 model
     assert got["pntk_cond_centered"] == pytest.approx(
-        spectral.condition_number(spectral.centered_eigenvalues(ref_k)), rel=1e-6
+        spectral.condition_number(spectral.centered_eigenvalues(ref_k)), rel=1e-4
     )
-    assert got["default"] == pytest.approx(-got["pntk_cond_centered"])
+    # default = log10 #params + mean log10(λ/λ̄) over the centred correlation pNTK's eigenvalues
+    corr = ref_k / np.sqrt(np.outer(np.diag(ref_k), np.diag(ref_k)))
+    h = np.eye(len(corr)) - 1.0 / len(corr)
+    lam = np.linalg.eigvalsh(h @ corr @ h)[1:]  # drop the structural zero (eigenvector 1)
+    n_params = sum(p.numel() for p in model.parameters())
+    expected = math.log10(n_params) + np.mean(np.log10(lam / lam.mean()))
+    assert got["default"] == pytest.approx(expected, rel=1e-4)
     krr = spectral.kernel_regression_scores(ref_k, batch.y, 4, ridge=1e-2)
     assert got["pntk_krr"] == pytest.approx(krr["accuracy"])
-    assert got["pntk_krr_mse"] == pytest.approx(krr["mse"], rel=1e-6)
+    assert got["pntk_krr_mse"] == pytest.approx(krr["mse"], rel=1e-4)
     assert got["reasons"] == {}
 
 

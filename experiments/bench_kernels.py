@@ -1,0 +1,204 @@
+"""Benchmark the kernel engine against the naive per-sample loop and the batched limit.
+
+For each timm model (32×32 inputs, O = 10, ``pretrained=False``) and each N, side by side in one
+run, every measurement in a fresh subprocess (so that peak RSS, ``ru_maxrss``, is its own):
+
+* ``pntk``    nasntk pNTK (implementation="auto": the per-layer structured path here)
+* ``vmap``    nasntk pNTK with implementation="vmap" (generic torch.func path), for reference
+* ``entk``    nasntk full eNTK (N·O × N·O)
+* ``loop``    per-sample autograd loop: N backward passes of f̄(xₙ), J [N, P] stored, K = J Jᵀ
+* ``fwdbwd``  the limit: one batched forward + backward of f̄ summed over the same N samples
+
+Prints time, peak RSS (and the increase over the process after setup), and the ratios
+eNTK/pNTK, loop/pNTK and pNTK/fwdbwd. On CUDA the peak is ``torch.cuda.max_memory_allocated``.
+Each method is warmed up with one small forward + backward and timed ``--repeat`` times; the
+best is kept. On a shared CPU, wall time depends on the neighbours, so ratios use process CPU
+time (``--clock wall`` to change; both are printed).
+
+    python experiments/bench_kernels.py                          # 4 models, N = 64 128 256
+    python experiments/bench_kernels.py --models resnet18 --n 64 --entk-max-n 64
+    python experiments/bench_kernels.py --resnet50               # pNTK of resnet50 at N = 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+MODELS = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "vit_tiny_patch16_224"]
+
+
+def build(name: str, num_classes: int = 10):
+    import timm
+
+    kw = {"img_size": 32, "patch_size": 4} if name.startswith("vit") else {}
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kw)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(cfg: dict) -> dict:
+    """One measurement (run in its own process)."""
+    import torch
+
+    from nasntk import entk, pntk
+
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    dev = torch.device(cfg["device"])
+    model = build(cfg["model"]).to(dev).eval()
+    x = torch.randn(cfg["n"], 3, 32, 32, device=dev)
+    opts = {"device": dev, "max_memory": cfg["max_memory"]}
+    with torch.no_grad():
+        o = model(x[:2]).shape[1]
+    params = [p for p in model.parameters() if p.requires_grad]
+    num_params = sum(p.numel() for p in params)
+    method = cfg["method"]
+    if method == "loop" and cfg["n"] * num_params * 4 > cfg["loop_max_bytes"]:
+        return {"skipped": f"J would take {cfg['n'] * num_params * 4 / 2**30:.1f} GiB"}
+
+    def run():
+        if method == "pntk":
+            return pntk(model, x, **opts)
+        if method == "entk":
+            return entk(model, x, **opts)
+        if method == "vmap":
+            return pntk(model, x, implementation="vmap", **opts)
+        if method == "fwdbwd":
+            model.zero_grad(set_to_none=True)
+            (model(x).sum() / math.sqrt(o)).backward()
+            return None
+        if method == "loop":
+            jac = torch.empty(cfg["n"], num_params, device=dev)
+            for i in range(cfg["n"]):
+                f = model(x[i : i + 1]).sum() / math.sqrt(o)
+                grads = torch.autograd.grad(f, params)
+                jac[i] = torch.cat([g.reshape(-1) for g in grads])
+            k = torch.zeros(cfg["n"], cfg["n"], dtype=torch.float64, device=dev)
+            for c in range(0, num_params, 1 << 20):
+                part = jac[:, c : c + (1 << 20)].double()
+                k += part @ part.T
+            return k
+        raise ValueError(method)
+
+    model(x[: min(8, cfg["n"])]).sum().backward()  # warm-up (one-time kernel set-up)
+    model.zero_grad(set_to_none=True)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base = _rss_mb() if dev.type != "cuda" else torch.cuda.memory_allocated() / 2**20
+    wall, cpu = [], []
+    for _ in range(cfg["repeat"]):
+        t, c = time.perf_counter(), time.process_time()
+        run()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    peak = _rss_mb() if dev.type != "cuda" else torch.cuda.max_memory_allocated() / 2**20
+    return {"wall": min(wall), "cpu": min(cpu), "peak_mb": peak, "base_mb": base}
+
+
+def measure(cfg: dict, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"over {timeout:.0f} s"}
+    if res.returncode != 0:
+        return {"skipped": "failed: " + (res.stderr.strip().splitlines() or ["?"])[-1][:80]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def fmt(r: dict) -> str:
+    if "skipped" in r:
+        return f"{'—':>9} {'':>9} {'':>16}  ({r['skipped']})"
+    gain = r["peak_mb"] - r["base_mb"]
+    return f"{r['wall']:8.2f}s {r['cpu']:8.2f}s {r['peak_mb']:7.0f} MB (+{gain:5.0f})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--n", default="64,128,256", help="comma-separated sample counts")
+    ap.add_argument("--methods", default="fwdbwd,pntk,loop,entk,vmap")
+    ap.add_argument("--entk-max-n", type=int, default=64, help="skip eNTK above this N")
+    ap.add_argument("--vmap-max-n", type=int, default=64, help="skip vmap above this N")
+    ap.add_argument("--loop-max-bytes", type=float, default=3e9, help="skip loop if J is larger")
+    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads")
+    ap.add_argument("--repeat", type=int, default=2, help="timings per measurement (best kept)")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="clock for ratios")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--max-memory", type=float, default=None, help="nasntk budget (bytes)")
+    ap.add_argument("--timeout", type=float, default=1200, help="per measurement (s)")
+    ap.add_argument("--resnet50", action="store_true", help="only: pNTK of resnet50, N=1000")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    models, ns, methods = args.models.split(","), [int(v) for v in args.n.split(",")], None
+    methods = args.methods.split(",")
+    if args.resnet50:
+        models, ns, methods = ["resnet50"], [1000], ["fwdbwd", "pntk"]
+    print(
+        f"device={args.device} threads={args.threads} max_memory={args.max_memory} "
+        f"repeat={args.repeat} ratios on {args.clock} time"
+    )
+    head = (
+        f"{'model':<22} {'N':>5} {'method':<7} {'wall':>9} {'cpu':>9} "
+        f"{'peak RSS (+ over setup)':>23}"
+    )
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for model in models:
+        for n in ns:
+            res = {}
+            for method in methods:
+                if method == "entk" and n > args.entk_max_n:
+                    continue
+                if method == "vmap" and n > args.vmap_max_n:
+                    continue
+                cfg = {
+                    "model": model,
+                    "n": n,
+                    "method": method,
+                    "threads": args.threads,
+                    "device": args.device,
+                    "max_memory": args.max_memory,
+                    "loop_max_bytes": args.loop_max_bytes,
+                    "repeat": args.repeat,
+                }
+                res[method] = measure(cfg, args.timeout)
+                print(f"{model:<22} {n:>5} {method:<7} {fmt(res[method])}", flush=True)
+            rows.append((model, n, res))
+    print(
+        f"\nratios ({args.clock} time):  eNTK/pNTK (target >= 8)   loop/pNTK (>= 5)   "
+        "pNTK/fwdbwd (<= 3)   vmap/pNTK"
+    )
+    for model, n, res in rows:
+
+        def ratio(a: str, b: str, res=res) -> str:
+            ra, rb = res.get(a, {}), res.get(b, {})
+            if args.clock in ra and args.clock in rb:
+                return f"{ra[args.clock] / rb[args.clock]:8.1f}x"
+            return f"{'—':>9}"
+
+        print(
+            f"{model:<22} {n:>5} {ratio('entk', 'pntk'):>24} {ratio('loop', 'pntk'):>18} "
+            f"{ratio('pntk', 'fwdbwd'):>19} {ratio('vmap', 'pntk'):>12}"
+        )
+
+
+if __name__ == "__main__":
+    main()

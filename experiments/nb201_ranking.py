@@ -1,0 +1,414 @@
+"""NAS-Bench-201 dev split: how well every training-free score ranks the cells, side by side.
+
+Two parts, both resumable (per-cell results are cached in CSVs under experiments/out/):
+
+1. ``benchmark`` (default): every registered score of every cell of the dev split (1,500 cells,
+   CIFAR-10 images) via ``nasntk.benchmark`` — Kendall τ with a 95 % bootstrap CI, Spearman ρ and
+   the top-10 hit rate against CIFAR-10 / CIFAR-100 / ImageNet16-120 accuracy — plus the seconds
+   per cell of the ``default`` score alone (timed on ``--time-cells`` cells with 2 threads) and
+   scatter plots of the default score against each accuracy column
+   (experiments/out/nb201_default_scatter.png).
+2. ``configs``: the configuration sweep behind the default — pNTK spectra under each BatchNorm
+   mode (eval / frozen / batch), N, initialisation seed; centring; kernel regression (split,
+   ridge, leave-one-out); and per-candidate aggregations with fixed weights — on a fixed-seed
+   subset of dev cells, each configuration reported with bootstrap 95 % CIs of τ.
+
+    python experiments/nb201_ranking.py benchmark [--limit K]
+    python experiments/nb201_ranking.py configs [--subset 200]
+
+Data: ``$NASNTK_SHARED`` (default ../shared beside the checkout): data/cifar10_test.npz and
+data/nb201/nb201_dev.csv. Run with ``OMP_NUM_THREADS=1`` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import nasntk
+from nasntk import spectral
+from nasntk.search_spaces import get as get_space
+
+bm = importlib.import_module("nasntk.benchmark")  # the module (nasntk.benchmark is the function)
+proxies = importlib.import_module("nasntk.proxies")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NASNTK_SHARED", ROOT.parent / "shared"))
+TRUTH = SHARED / "data" / "nb201" / "nb201_dev.csv"
+CIFAR = SHARED / "data" / "cifar10_test.npz"
+OUT = ROOT / "experiments" / "out"
+COLUMNS = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc")
+SHORT = {"cifar10_test_acc": "C10", "cifar100_test_acc": "C100", "imagenet16_test_acc": "IN16"}
+N_BOOT = 1000
+
+
+def _ci(score: np.ndarray, acc: np.ndarray) -> str:
+    point, lo, hi = bm.bootstrap_ci(score, acc, n_boot=N_BOOT, seed=0)
+    return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+# ================================================================================================
+# Part 1: the benchmark of every registered score on the whole dev split
+# ================================================================================================
+def run_benchmark(args: argparse.Namespace) -> None:
+    data = f"cifar10:{CIFAR}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    cache = OUT / "nb201_dev_scores.csv"
+    start = time.time()
+
+    def progress(done: int, total: int) -> None:
+        if done % 25 == 0 or done == total:
+            print(
+                f"  {done}/{total} cells, {time.time() - start:.0f} s", file=sys.stderr, flush=True
+            )
+
+    result = nasntk.benchmark(
+        "nb201", truth=TRUTH, data=data, limit=args.limit, n=args.n, cache=cache, progress=progress
+    )
+    truth = result.truth
+    print(f"\n## NAS-Bench-201 dev split: {result.n} cells, CIFAR-10 images, N = {args.n}\n")
+    print("Kendall τ [95 % bootstrap CI] / Spearman ρ / top-10 hit rate; scores oriented so that")
+    print("higher = predicted better.\n")
+    head = "| score | " + " | ".join(f"τ {SHORT[c]}" for c in COLUMNS)
+    head += " | " + " | ".join(f"ρ {SHORT[c]}" for c in COLUMNS) + " | top-10 C10 |"
+    print(head)
+    print("|" + "---|" * (2 + 2 * len(COLUMNS)))
+    order = sorted(
+        result.scores, key=lambda s: -np.nan_to_num(result.scores[s][COLUMNS[0]]["kendall"], nan=-9)
+    )
+    for name in order:
+        oriented = bm.orient(result.values[name], result.directions.get(name, "maximize"))
+        taus = [_ci(oriented, truth.columns[c]) for c in COLUMNS]
+        rhos = [f"{result.scores[name][c]['spearman']:.3f}" for c in COLUMNS]
+        label = f"**{name}**" if name == result.default else name
+        hit = result.top10[name][COLUMNS[0]]
+        print(f"| {label} | " + " | ".join(taus + rhos) + f" | {hit:.1f} |")
+    print(
+        f"\nseconds per cell (all {len(result.scores)} scores, as run): {result.seconds_per_cell:.3f}"
+    )
+    (OUT / "nb201_benchmark.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+
+    secs = time_default(truth.archs[: args.time_cells], n=args.n)
+    print(
+        f"seconds per cell of `default` alone ({len(secs)} cells, torch threads = "
+        f"{torch.get_num_threads()}): mean {np.mean(secs):.3f}, median {np.median(secs):.3f}, "
+        f"max {np.max(secs):.3f}"
+    )
+    scatter(result, OUT / "nb201_default_scatter.png")
+
+
+def time_default(archs: tuple[str, ...], *, n: int) -> list[float]:
+    """Wall seconds of building a cell and computing ``default`` alone, per cell (2 threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        space = get_space("nb201")
+        batch = nasntk.load_data(f"cifar10:{CIFAR}", n)
+        secs = []
+        for arch in archs:
+            t = time.perf_counter()
+            torch.manual_seed(0)
+            model = space.build(space.parse(arch), num_classes=10)
+            proxies.compute(model, batch, [proxies.DEFAULT])
+            secs.append(time.perf_counter() - t)
+        return secs
+    finally:
+        torch.set_num_threads(threads)
+
+
+def scatter(result, path: Path) -> None:
+    """Default score vs each accuracy column, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = result.default or proxies.DEFAULT
+    v = np.asarray(result.values[name], dtype=float)
+    ok = np.isfinite(v)
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(5 * len(COLUMNS), 4.2))
+    for ax, col in zip(axes, COLUMNS, strict=True):
+        acc = result.truth.columns[col]
+        tau = result.scores[name][col]["kendall"]
+        ax.scatter(v[ok], acc[ok], s=4, alpha=0.5)
+        ax.set_xlabel(f"{name} score")
+        ax.set_ylabel(f"{col} (%)")
+        ax.set_title(f"{SHORT[col]}: Kendall τ = {tau:.3f} ({ok.sum()} cells)")
+        ax.set_ylim(max(0.0, float(np.percentile(acc, 2)) - 5), float(acc.max()) + 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"scatter plots: {path.relative_to(ROOT)}")
+
+
+# ================================================================================================
+# Part 2: the configuration sweep (raw per-cell quantities, then configurations from them)
+# ================================================================================================
+#: Kernel settings: (bn, N, init seed). Every quantity of a setting comes from one pNTK.
+SETTINGS: tuple[tuple[str, int, int], ...] = (
+    ("frozen", 64, 0),
+    ("eval", 64, 0),
+    ("frozen", 64, 1),
+    ("eval", 64, 1),
+    ("frozen", 64, 2),
+    ("eval", 64, 2),
+    ("frozen", 128, 0),
+    ("eval", 128, 0),
+    ("frozen", 32, 0),
+    ("eval", 32, 0),
+    ("batch", 32, 0),
+)
+
+
+def _safe(fn: Callable[[], float]) -> float:
+    try:
+        return float(fn())
+    except spectral.ScoreUndefined as exc:
+        return exc.value if exc.value is not None else math.nan
+
+
+def _loo_mse(k: np.ndarray, targets: np.ndarray, ridge: float) -> float:
+    """Leave-one-out MSE of kernel ridge regression, in closed form: e = [A⁻¹Y]_i / [A⁻¹]_ii."""
+    a = k + ridge * float(np.mean(np.diag(k))) * np.eye(len(k))
+    try:
+        inv = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return math.inf
+    err = (inv @ targets) / np.diag(inv)[:, None]
+    return float(np.mean(err**2))
+
+
+def kernel_quantities(k: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Every raw quantity of one pNTK K (N×N) that a configuration may use."""
+    q: dict[str, float] = {}
+    if not np.all(np.diag(k) > 0):  # a sample without gradient: every quantity is undefined
+        return q
+    eigs = spectral.eigenvalues(k)
+    ceigs = spectral.centered_eigenvalues(k)
+    q["cond"] = _safe(lambda: spectral.condition_number(eigs))
+    q["cond_c"] = _safe(lambda: spectral.condition_number(ceigs))
+    q["log_trace"] = math.log10(max(float(np.trace(k)), 1e-300))
+    q["log_lmin"] = math.log10(max(float(eigs[0]), 1e-300))
+    q["log_lmin_c"] = math.log10(max(float(ceigs[0]), 1e-300))
+    q["eff_rank"] = _safe(lambda: spectral.effective_rank(eigs))
+    q["eff_rank_c"] = _safe(lambda: spectral.effective_rank(ceigs))
+    targets = spectral.one_hot_centered(labels, 10)
+    h = np.eye(len(k)) - 1.0 / len(k)
+    kc = h @ k @ h
+    for ridge in (1e-3, 1e-1):
+        for frac in (0.5, 0.75):
+            r = _safe_krr(k, labels, frac, ridge)
+            q[f"krr_acc_f{frac:g}_r{ridge:g}"] = r["accuracy"]
+            q[f"krr_mse_f{frac:g}_r{ridge:g}"] = r["mse"]
+        q[f"loo_mse_r{ridge:g}"] = _loo_mse(k, targets, ridge)
+        q[f"loo_mse_c_r{ridge:g}"] = _loo_mse(kc, targets, ridge)
+    q["flat"] = log_flatness(eigs)
+    q["flat_c"] = log_flatness(ceigs)
+    d = np.sqrt(np.clip(np.diag(k), 1e-300, None))
+    corr = k / d[:, None] / d[None, :]
+    q["flat_corr"] = log_flatness(spectral.eigenvalues(corr))
+    q["flat_corr_c"] = log_flatness(spectral.centered_eigenvalues(corr))
+    q["cond_no_top"] = math.log10(eigs[-2] / eigs[0]) if eigs[0] > 0 else math.inf
+    yy = targets @ targets.T
+    q["kta_c"] = float(np.sum(kc * yy) / (np.linalg.norm(kc) * np.linalg.norm(yy) + 1e-300))
+    return q
+
+
+def log_flatness(eigs: np.ndarray) -> float:
+    """log10 of the spectral flatness GM/AM of the eigenvalues: mean_i log10(λ_i / mean λ) ≤ 0."""
+    lam = np.asarray(eigs, dtype=float)
+    if lam.max() <= 0 or lam.min() <= len(lam) * np.finfo(float).eps * lam.max():
+        return -math.inf
+    return float(np.mean(np.log10(lam / lam.mean())))
+
+
+def _safe_krr(k: np.ndarray, labels: np.ndarray, frac: float, ridge: float) -> dict[str, float]:
+    try:
+        return spectral.kernel_regression_scores(k, labels, 10, train_frac=frac, ridge=ridge)
+    except spectral.ScoreUndefined:
+        return {"accuracy": math.nan, "mse": math.inf}
+
+
+def subset_cells(size: int, offset: int = 0) -> list[int]:
+    """Dev-split rows ``offset .. offset+size`` of a fixed permutation (numpy default_rng(0))."""
+    truth = bm.read_truth(TRUTH)
+    perm = np.random.default_rng(0).permutation(len(truth))
+    return sorted(perm[offset : offset + size].tolist())
+
+
+def _setting_dir(bn: str, n: int, seed: int) -> Path:
+    return OUT / "nb201_configs" / f"{bn}_n{n}_s{seed}"
+
+
+def sweep_setting(bn: str, n: int, seed: int, rows: list[int]) -> None:
+    """Cache the pNTK of one kernel setting for each subset cell: ``<dir>/<row>.npz`` (resumable).
+
+    Each file holds K (float64), the cell's params, the seconds the kernel took and (frozen BN,
+    seed 0) NASWOT, so any quantity of K can be tried later without recomputing it.
+    """
+    folder = _setting_dir(bn, n, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = bm.read_truth(TRUTH)
+    todo = [i for i in rows if not (folder / f"{i}.npz").exists()]
+    if not todo:
+        return
+    space = get_space("nb201")
+    batch = nasntk.load_data(f"cifar10:{CIFAR}", n)
+    np.save(folder / "labels.npy", batch.y.numpy())
+    for count, i in enumerate(todo, 1):
+        spec = space.parse(truth.archs[i])
+        torch.manual_seed(seed)
+        model = space.build(spec, num_classes=10)
+        t = time.perf_counter()
+        k = nasntk.pntk(model, batch.x, bn=bn, device="cpu").numpy()
+        item = {"K": k, "seconds": time.perf_counter() - t, "params": space.params(spec)}
+        if bn == "frozen" and seed == 0:
+            item["naswot"] = proxies.compute(model, batch, ["naswot"], bn="frozen")["naswot"]
+        tmp = folder / f"{i}.tmp.npz"
+        np.savez(tmp, **item)
+        os.replace(tmp, folder / f"{i}.npz")
+        if count % 10 == 0:
+            print(f"  {folder.name}: {count}/{len(todo)}", file=sys.stderr, flush=True)
+
+
+def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.ndarray] | None:
+    """Per-cell quantities of a setting (None unless every subset cell is cached)."""
+    folder = _setting_dir(bn, n, seed)
+    files = [folder / f"{i}.npz" for i in rows]
+    if not all(f.exists() for f in files):
+        return None
+    labels = np.load(folder / "labels.npy")
+    per_cell = []
+    for f in files:
+        z = np.load(f)
+        try:
+            q = kernel_quantities(spectral.as_matrix(z["K"]), labels)
+        except spectral.ScoreUndefined:  # non-finite kernel: every quantity is missing
+            q = {}
+        q.update(seconds=float(z["seconds"]), params=float(z["params"]))
+        if "naswot" in z:
+            q["naswot"] = float(z["naswot"])
+        per_cell.append(q)
+    keys = sorted(set().union(*per_cell))
+    return {k: np.array([q.get(k, math.nan) for q in per_cell]) for k in keys}
+
+
+def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every configuration tried, as a per-cell score (higher = predicted better)."""
+    cfg: dict[str, np.ndarray] = {}
+    f0 = s.get(("frozen", 64, 0))
+    if f0 is None:
+        return cfg
+    logp = np.log10(f0["params"])
+    cfg["log10 params"] = logp
+    cfg["naswot (frozen BN, N=64)"] = f0["naswot"]
+    for (bn, n, seed), q in s.items():
+        tag = f"bn={bn}, N={n}, seed {seed}"
+        cfg[f"−log κ ({tag})"] = -q["cond"]
+        cfg[f"−log κ centred ({tag})"] = -q["cond_c"]
+        if seed != 0:
+            continue
+        cfg[f"−log λ2/λmin, top eigenvalue dropped ({tag})"] = -q["cond_no_top"]
+        cfg[f"log λmin ({tag})"] = q["log_lmin"]
+        cfg[f"log tr K ({tag})"] = q["log_trace"]
+        cfg[f"eff. rank centred ({tag})"] = q["eff_rank_c"]
+        cfg[f"log flatness GM/AM ({tag})"] = q["flat"]
+        cfg[f"log flatness, centred ({tag})"] = q["flat_c"]
+        cfg[f"log flatness, correlation ({tag})"] = q["flat_corr"]
+        cfg[f"log flatness, centred correlation ({tag})"] = q["flat_corr_c"]
+        cfg[f"centred kernel-target alignment ({tag})"] = q["kta_c"]
+        for frac in (0.5, 0.75):
+            for ridge in (1e-3, 1e-1):
+                sfx = f"train {frac:g}, ridge {ridge:g}, {tag}"
+                cfg[f"KRR acc ({sfx})"] = q[f"krr_acc_f{frac:g}_r{ridge:g}"]
+                cfg[f"−KRR MSE ({sfx})"] = -q[f"krr_mse_f{frac:g}_r{ridge:g}"]
+        for ridge in (1e-3, 1e-1):
+            cfg[f"−LOO MSE (ridge {ridge:g}, {tag})"] = -q[f"loo_mse_r{ridge:g}"]
+            cfg[f"−LOO MSE centred (ridge {ridge:g}, {tag})"] = -q[f"loo_mse_c_r{ridge:g}"]
+        cfg[f"log10 params − log κ ({tag})"] = logp - q["cond"]
+        cfg[f"log10 params − log κ centred ({tag})"] = logp - q["cond_c"]
+        cfg[f"log10 params − log λ2/λmin ({tag})"] = logp - q["cond_no_top"]
+        cfg[f"log10 params + log flatness, centred correlation ({tag})"] = logp + q["flat_corr_c"]
+        cfg[f"log10 params + log flatness, centred ({tag})"] = logp + q["flat_c"]
+    for bn in ("frozen", "eval"):
+        seeds = [s[(bn, 64, k)] for k in range(3) if (bn, 64, k) in s]
+        if len(seeds) == 3:
+            mean = {k: np.mean([q[k] for q in seeds], axis=0) for k in ("cond", "cond_c")}
+            tag = f"bn={bn}, N=64, mean of 3 seeds"
+            cfg[f"−log κ ({tag})"] = -mean["cond"]
+            cfg[f"−log κ centred ({tag})"] = -mean["cond_c"]
+            cfg[f"log10 params − log κ ({tag})"] = logp - mean["cond"]
+            cfg[f"log10 params − log κ centred ({tag})"] = logp - mean["cond_c"]
+    e0 = s.get(("eval", 64, 0))
+    if e0 is not None:
+        two = "(frozen + eval kernels, N=64, seed 0)"
+        cfg[f"log10 params − log κ(frozen) − log κ centred(eval) {two}"] = (
+            logp - f0["cond"] - e0["cond_c"]
+        )
+        cfg[f"log10 params + log flatness centred corr.(frozen) − log λ2/λmin(eval) {two}"] = (
+            logp + f0["flat_corr_c"] - e0["cond_no_top"]
+        )
+    return cfg
+
+
+def run_configs(args: argparse.Namespace) -> None:
+    rows = subset_cells(args.subset, args.offset)
+    truth = bm.read_truth(TRUTH)
+    wanted = args.settings
+    for bn, n, seed in SETTINGS:
+        if wanted is None or f"{bn}_n{n}_s{seed}" in wanted:
+            sweep_setting(bn, n, seed, rows)
+    loaded = {st: _load_setting(*st, rows) for st in SETTINGS}
+    loaded = {st: v for st, v in loaded.items() if v is not None}
+    cfg = configurations(loaded)
+    acc = {c: truth.columns[c][rows] for c in COLUMNS}
+    where = f"permutation rows {args.offset}..{args.offset + len(rows) - 1}"
+    print(f"\n## Configurations on {len(rows)} dev cells ({where}), CIFAR-10 images\n")
+    print(
+        "Kendall τ [95 % bootstrap CI, 1000 resamples of cells]; higher score = predicted better;"
+    )
+    print("s/cell: mean seconds of one pNTK of that setting on this machine, as cached.\n")
+    print("| configuration | " + " | ".join(f"τ {SHORT[c]}" for c in COLUMNS) + " | s/cell |")
+    print("|---|" + "---|" * (len(COLUMNS) + 1))
+    for name, v in cfg.items():
+        cells = [_ci(bm.orient(v), acc[c]) for c in COLUMNS]
+        secs = [np.nanmean(q["seconds"]) for (bn, n, sd), q in loaded.items()
+                if f"bn={bn}, N={n}, seed {sd}" in name]  # fmt: skip
+        sec = f"{secs[0]:.2f}" if secs else ""
+        print(f"| {name} | " + " | ".join(cells) + f" | {sec} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="part", required=True)
+    b = sub.add_parser("benchmark", help="every score on the dev split")
+    b.add_argument("--limit", type=int, default=None, help="first K dev cells only")
+    b.add_argument("--n", type=int, default=64, help="images per kernel")
+    b.add_argument("--time-cells", type=int, default=50, help="cells to time `default` alone on")
+    c = sub.add_parser("configs", help="the configuration sweep on a subset")
+    c.add_argument("--subset", type=int, default=200, help="number of dev cells (fixed seed)")
+    c.add_argument("--offset", type=int, default=0, help="start row in the fixed permutation")
+    c.add_argument("--settings", nargs="*", default=None, help="only these kernel settings")
+    args = parser.parse_args()
+    if not TRUTH.is_file() or not CIFAR.is_file():
+        sys.exit(f"shared data not found under {SHARED} (set NASNTK_SHARED)")
+    if args.part == "benchmark":
+        run_benchmark(args)
+    else:
+        run_configs(args)
+
+
+if __name__ == "__main__":
+    main()

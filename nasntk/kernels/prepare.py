@@ -1,0 +1,210 @@
+"""Turn a caller's model and inputs into a private, ready-to-differentiate setup.
+
+Nothing here touches the caller's model: it is deep-copied, the copy is moved to the compute
+device, put in the mode the BatchNorm option asks for, and only the chosen parameters of the copy
+require gradients.
+
+BatchNorm modes (``bn=``):
+
+* ``"eval"`` -- running statistics (``model.eval()``); samples are independent.
+* ``"frozen"`` -- the scored batch X = concat(x1, x2) is normalised with its own mean and biased
+  variance, computed once (one train-mode forward without gradients) and then held constant, so
+  samples are independent again. Later BN layers see inputs normalised by the earlier layers' batch
+  statistics, exactly as in the train-mode forward.
+* ``"batch"`` -- BN layers run in train mode on the whole batch X and are differentiated through
+  their statistics (what training sees); the kernel is J Jᵀ for the Jacobian J of the vector of
+  (projected) outputs of X. Dropout and other train-only layers stay in eval mode.
+
+In ``"eval"`` mode a BN layer without running statistics (``track_running_stats=False``) has none
+to evaluate with; it is treated as in ``"frozen"`` mode.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from nasntk.errors import NasntkError
+
+BN_MODES = ("eval", "frozen", "batch")
+PARAM_SETS = ("all", "weights")
+
+
+@dataclass
+class Setup:
+    """A private copy of the model and everything the implementations need.
+
+    ``x`` is the scored batch concat(x1, x2) (or x1 alone when ``symmetric``); rows ``[0, n1)``
+    are x1, rows ``[n1, n1 + n2)`` are x2.
+    """
+
+    model: nn.Module
+    params: dict[str, Tensor]  # the differentiated parameters (of the copy), in order
+    constants: dict[str, Tensor]  # every other parameter and buffer of the copy
+    x: Tensor
+    n1: int
+    n2: int
+    symmetric: bool
+    num_outputs: int
+    bn: str
+    dtype: torch.dtype
+    device: torch.device
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.params.values())
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (or None) means CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise NasntkError(f"unknown device {device!r} (use cpu, cuda or auto)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NasntkError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+def _check_inputs(x1: Tensor, x2: Tensor | None) -> None:
+    if not isinstance(x1, Tensor) or x1.ndim < 1 or x1.shape[0] < 1:
+        raise NasntkError("x1 must be a non-empty tensor [N, ...] of samples")
+    if x2 is not None:
+        if not isinstance(x2, Tensor) or x2.ndim < 1 or x2.shape[0] < 1:
+            raise NasntkError("x2 must be a non-empty tensor [N, ...] of samples")
+        if x1.shape[1:] != x2.shape[1:]:
+            raise NasntkError(
+                f"x1 and x2 must have the same feature shape; got {tuple(x1.shape[1:])} "
+                f"and {tuple(x2.shape[1:])}"
+            )
+
+
+def _select(model: nn.Module, params: str) -> list[str]:
+    if params not in PARAM_SETS:
+        raise NasntkError(f"params must be one of {PARAM_SETS}; got {params!r}")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if params == "weights":
+        names = [n for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    if not names:
+        what = "trainable weight (ndim >= 2)" if params == "weights" else "trainable"
+        raise NasntkError(f"the model has no {what} parameters to compute a kernel over")
+    return names
+
+
+def batchnorms(model: nn.Module) -> list[_BatchNorm]:
+    """Every BatchNorm layer of ``model`` (torch's and subclasses such as timm's BatchNormAct2d)."""
+    return [m for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
+@torch.no_grad()
+def freeze_batch_statistics(model: nn.Module, x: Tensor, layers: list[_BatchNorm]) -> Tensor:
+    """Replace the running statistics of ``layers`` by those of batch ``x``; return the output.
+
+    One forward in which the BN layers run in train mode (everything else in eval mode); a hook
+    records each layer's input mean and biased variance over all but the channel dimension. The
+    layers are then switched to eval mode with these as running statistics, so a later eval
+    forward of any single sample is the train-mode forward of the batch.
+    """
+    stats: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def record(module: nn.Module, inputs: tuple) -> None:
+        inp = inputs[0]
+        dims = [d for d in range(inp.ndim) if d != 1]
+        stats[id(module)] = (inp.mean(dims), inp.var(dims, unbiased=False))
+
+    handles = [m.register_forward_pre_hook(record) for m in layers]
+    was = [m.training for m in layers]
+    try:
+        for m in layers:
+            m.train()
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, t in zip(layers, was, strict=True):
+            m.train(t)
+    for m in layers:
+        mean, var = stats[id(m)]
+        if m.running_mean is None:
+            m.register_buffer("running_mean", mean.clone())
+            m.register_buffer("running_var", var.clone())
+            m.track_running_stats = True
+        else:
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+        m.eval()
+    return out
+
+
+def _check_output(out: object, n: int) -> int:
+    if not isinstance(out, Tensor):
+        raise NasntkError(
+            f"the model must return a tensor [N, O]; it returned {type(out).__name__}"
+        )
+    if out.ndim != 2 or out.shape[0] != n:
+        raise NasntkError(f"the model output must be [N, O] = [{n}, O]; got {list(out.shape)}")
+    return int(out.shape[1])
+
+
+def prepare(
+    model: nn.Module,
+    x1: Tensor,
+    x2: Tensor | None,
+    *,
+    params: str = "all",
+    bn: str = "eval",
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = "auto",
+) -> Setup:
+    """Validate everything, copy the model and return a :class:`Setup` (see module docstring)."""
+    if not isinstance(model, nn.Module):
+        raise NasntkError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if bn not in BN_MODES:
+        raise NasntkError(f"bn must be one of {BN_MODES}; got {bn!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise NasntkError(f"dtype must be a floating torch dtype; got {dtype!r}")
+    _check_inputs(x1, x2)
+    names = _select(model, params)
+    dev = resolve_device(device)
+
+    net = copy.deepcopy(model).to(dev)
+    net.eval()
+    keep = set(names)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name in keep)
+    float_dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), x1.dtype)
+    symmetric = x2 is None
+    xs = x1 if symmetric else torch.cat([x1, x2.to(x1.device)])
+    xs = xs.to(dev)
+    if xs.is_floating_point():
+        xs = xs.to(float_dtype)
+    n1, n2 = x1.shape[0], (x1.shape[0] if symmetric else x2.shape[0])
+
+    layers = batchnorms(net)
+    if bn == "eval":
+        layers = [m for m in layers if m.running_mean is None]
+    if bn == "frozen" or layers and bn == "eval":
+        probe = xs
+        out = freeze_batch_statistics(net, probe, layers)
+    else:
+        probe = xs[: min(2, xs.shape[0])]
+        with torch.no_grad():
+            out = net(probe)
+    num_outputs = _check_output(out, probe.shape[0])
+    if bn == "batch":  # batch statistics, never updating (copied) running statistics
+        for m in batchnorms(net):
+            m.train()
+            m.track_running_stats = False
+
+    named_params = dict(net.named_parameters())
+    chosen = {k: named_params[k] for k in names}
+    constants = {k: v for k, v in named_params.items() if k not in keep}
+    constants.update(dict(net.named_buffers()))
+    return Setup(net, chosen, constants, xs, n1, n2, symmetric, num_outputs, bn, dtype, dev)

@@ -1,0 +1,388 @@
+"""Leaderboards: a study's completed candidates as ranked rows, rendered as table/csv/json/md/html.
+
+A *row* is a plain dict built only from what the study stores (trial user attributes and the
+search configuration kept in the study's user attributes)::
+
+    {"rank": 1, "trial": 17, "arch": "<space text form>", <objective scores…>, <other scores…>,
+     "params": 123456, "flops": 7890123, "time_s": 0.41, "space": "nb201",
+     "space_options": {...}, "data": "digits", "num_classes": 10, "in_chans": 1, "img_size": 16,
+     "spec": {...}}
+
+so that :func:`nasntk.build` rebuilds the untrained network from a row (or its exported JSON).
+
+Ranking. One objective: by its value in the study's direction (ties: earlier trial first).
+Several objectives: by Pareto rank (non-dominated sorting: rank 1 is the Pareto front, rank k is
+the front once ranks < k are removed), then by the first objective, then by trial number.
+Duplicate trials (``duplicate_of``: a spec already scored, values reused) appear once.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nasntk.errors import NasntkError
+from nasntk.search import RECORD_KEYS
+
+__all__ = ["FORMATS", "pareto_ranks", "render", "rows", "summary", "table"]
+
+#: Output formats of :func:`render`.
+FORMATS = ("table", "csv", "json", "markdown", "html")
+_SHAPE_KEYS = ("num_classes", "in_chans", "img_size")
+_NOT_SCORES = set(RECORD_KEYS)
+
+
+def _num(value: Any) -> Any:
+    """Stored numbers back to floats ('inf', '-inf', 'nan' strings included)."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+def _config(study: optuna.Study) -> dict[str, Any]:
+    value = study.user_attrs.get("nasntk")
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _objective_names(study: optuna.Study) -> list[str]:
+    names = list(_config(study).get("objectives") or [])
+    if len(names) != len(study.directions):
+        names = (
+            ["value"]
+            if len(study.directions) == 1
+            else [f"value_{i}" for i in range(len(study.directions))]
+        )
+    return names
+
+
+def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
+    """Non-dominated sorting of points to *minimise*: rank 1 is the front, and so on.
+
+    ``a`` dominates ``b`` when ``a_i <= b_i`` for every i and ``a_j < b_j`` for some j.
+    O(n^2 m) per front; fine for leaderboards of thousands of rows.
+    """
+    n = len(points)
+    ranks = [0] * n
+    remaining = set(range(n))
+    rank = 0
+    while remaining:
+        rank += 1
+        front = []
+        for i in remaining:
+            pi = points[i]
+            dominated = False
+            for j in remaining:
+                if j == i:
+                    continue
+                pj = points[j]
+                if all(a <= b for a, b in zip(pj, pi, strict=True)) and any(
+                    a < b for a, b in zip(pj, pi, strict=True)
+                ):
+                    dominated = True
+                    break
+            if not dominated:
+                front.append(i)
+        for i in front:
+            ranks[i] = rank
+        remaining -= set(front)
+    return ranks
+
+
+def _score_columns(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[str]:
+    objectives = _objective_names(study)
+    declared = list(_config(study).get("scores") or [])
+    found: list[str] = []
+    for t in trials:
+        for k, v in t.user_attrs.items():
+            if k not in _NOT_SCORES and k not in found and isinstance(_num(v), (int, float)):
+                found.append(k)
+    ordered = [n for n in objectives if n not in ("value",) and not n.startswith("value_")]
+    ordered = [n for n in ordered if n not in ("params", "flops")]
+    for n in declared + sorted(found):
+        if n not in ordered and n not in ("params", "flops"):
+            ordered.append(n)
+    out = []
+    for n in ordered:
+        out.append(n)
+        if f"{n}_std" in found and f"{n}_std" not in ordered:
+            out.append(f"{n}_std")
+    return [c for c in dict.fromkeys(out)]
+
+
+def rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
+    """The study's completed, distinct candidates as ranked rows (best first); ``top`` keeps K."""
+    if top is not None and top < 1:
+        raise NasntkError(f"--top must be at least 1, got {top}")
+    config = _config(study)
+    directions = study.directions
+    objectives = _objective_names(study)
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "duplicate_of" not in t.user_attrs and t.values is not None
+    ]
+    signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in directions]
+    minimised = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in trials]
+    if len(directions) > 1:
+        pareto = pareto_ranks(minimised)
+        order = sorted(
+            range(len(trials)), key=lambda i: (pareto[i], minimised[i][0], trials[i].number)
+        )
+    else:
+        pareto = [0] * len(trials)
+        order = sorted(range(len(trials)), key=lambda i: (minimised[i][0], trials[i].number))
+    scores = _score_columns(study, trials)
+    shape = {k: config.get(k) for k in _SHAPE_KEYS}
+    out: list[dict[str, Any]] = []
+    for rank, i in enumerate(order, start=1):
+        t = trials[i]
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"rank": rank}
+        if len(directions) > 1:
+            row["pareto_rank"] = pareto[i]
+        row["trial"] = t.number
+        row["arch"] = attrs.get("arch", "")
+        for name, value in zip(objectives, t.values, strict=True):
+            row[name] = float(value)
+        for name in scores:
+            if name not in row:
+                row[name] = _num(attrs.get(name))
+        row["params"] = attrs.get("params")
+        row["flops"] = attrs.get("flops")
+        total = attrs.get("time_total")
+        row["time_s"] = round(float(total), 4) if total is not None else None
+        row["space"] = attrs.get("space", config.get("space"))
+        if attrs.get("space_options") or config.get("space_options"):
+            row["space_options"] = attrs.get("space_options") or config.get("space_options")
+        row["data"] = attrs.get("data", config.get("data"))
+        for k, v in shape.items():
+            v = attrs.get(k, v)
+            if v is not None:
+                row[k] = v
+        spec = attrs.get("spec")
+        row["spec"] = json.loads(spec) if isinstance(spec, str) else spec
+        out.append(row)
+        if top is not None and len(out) >= top:
+            break
+    return out
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    """Trial counts by state, duplicates, failures and prunes counted by their reason."""
+    counts: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    pruned: Counter[str] = Counter()
+    duplicates = 0
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] += 1
+        if "duplicate_of" in t.user_attrs:
+            duplicates += 1
+        if t.state == TrialState.FAIL:
+            failures[str(t.user_attrs.get("fail_reason", "unknown"))] += 1
+        elif t.state == TrialState.PRUNED:
+            pruned[str(t.user_attrs.get("prune_reason", "pruned"))] += 1
+    return {
+        "study": study.study_name,
+        "trials": sum(counts.values()),
+        "complete": counts.get("complete", 0),
+        "pruned": counts.get("pruned", 0),
+        "fail": counts.get("fail", 0),
+        "running": counts.get("running", 0),
+        "duplicates": duplicates,
+        "failures": dict(failures.most_common()),
+        "prunes": dict(pruned.most_common()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+_DISPLAY_SKIP = {"spec", "space", "space_options", "data", *_SHAPE_KEYS}
+
+
+def _display_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in _DISPLAY_SKIP and k not in cols:
+                cols.append(k)
+    return cols
+
+
+def _all_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    return cols
+
+
+def _fmt(value: Any) -> str:
+    """Human formatting: ints with separators, floats with 4 significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe values: non-finite floats become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """A :class:`rich.table.Table` of the rows (``columns``: default every display column)."""
+    from rich.table import Table
+
+    tbl = Table(title=title, show_lines=False, header_style="bold")
+    cols = list(columns or _display_columns(rows) or ["rank", "trial", "arch"])
+    for c in cols:
+        if c == "arch":
+            tbl.add_column(c, justify="left", overflow="fold", min_width=24)
+        else:
+            tbl.add_column(c, justify="right", no_wrap=True)
+    for r in rows:
+        tbl.add_row(*[_fmt(r.get(c)) for c in cols])
+    return tbl
+
+
+def _markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    cols = _display_columns(rows) or ["rank", "trial", "arch"]
+
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    cols = _all_columns(rows) or ["rank", "trial", "arch"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(
+            {
+                c: json.dumps(r[c], sort_keys=True)
+                if isinstance(r.get(c), (dict, list))
+                else r.get(c)
+                for c in cols
+            }
+        )
+    return buf.getvalue()
+
+
+_HTML_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr:nth-child(even){background:#fafafa}code{font-size:12px}
+img{max-width:100%;border:1px solid #ddd;margin:8px 0}
+""".strip()
+
+
+def _html(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str | None,
+    images: Mapping[str, bytes] | None,
+    info: Mapping[str, Any] | None,
+) -> str:
+    esc = html.escape
+    cols = _display_columns(rows) or ["rank", "trial", "arch"]
+    head = "".join(f"<th>{esc(c)}</th>" for c in [*cols, "spec"])
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            klass = ' class="num"' if isinstance(v, (int, float)) and c != "arch" else ""
+            cells.append(f"<td{klass}>{esc(_fmt(v))}</td>")
+        spec = json.dumps(r.get("spec"), sort_keys=True)
+        cells.append(f"<td><code>{esc(spec)}</code></td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title or 'nasntk leaderboard')}</title>",
+        f"<style>{_HTML_STYLE}</style></head><body>",
+        f"<h1>{esc(title or 'nasntk leaderboard')}</h1>",
+    ]
+    if info:
+        items = "".join(f"<li><b>{esc(str(k))}</b>: {esc(_fmt(v))}</li>" for k, v in info.items())
+        parts.append(f"<ul>{items}</ul>")
+    parts.append(f'<table id="leaderboard"><thead><tr>{head}</tr></thead>')
+    parts.append("<tbody>" + "\n".join(body) + "</tbody></table>")
+    for name, png in (images or {}).items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<h2>{esc(name)}</h2>")
+        parts.append(f'<img alt="{esc(name)}" src="data:image/png;base64,{data}">')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str = "table",
+    *,
+    title: str | None = None,
+    images: Mapping[str, bytes] | None = None,
+    info: Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
+    width: int = 160,
+) -> str:
+    """Rows as text: ``table`` (rich, plain text), ``csv``, ``json``, ``markdown`` or ``html``.
+
+    CSV and JSON carry every field (spec and space options as JSON); JSON writes non-finite
+    numbers as ``null``. ``columns`` picks the columns of the text table. HTML is one self-contained file: the table, then ``images`` (PNG bytes,
+    embedded as base64 data URIs), with ``info`` as a list of key/value facts on top.
+    """
+    if fmt == "table":
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=width, color_system=None, record=True)
+        console.print(table(rows, columns=columns, title=title))
+        return console.export_text()
+    if fmt == "csv":
+        return _csv(rows)
+    if fmt == "json":
+        return json.dumps([_plain(dict(r)) for r in rows], indent=2) + "\n"
+    if fmt in ("markdown", "md"):
+        return _markdown(rows)
+    if fmt == "html":
+        return _html(rows, title=title, images=images, info=info)
+    raise NasntkError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -1,0 +1,138 @@
+"""Tiny search spaces for the search tests (a helper module, not a test file).
+
+``ToySpace``: an MLP family, depth in {1, 2} x width in {4, 8, 16} x act in {relu, tanh} (12
+specs), cheap enough to score on N = 8..16 digits images in milliseconds.
+
+Test hooks, through environment variables so that they also reach subprocesses and spawned
+workers (the CLI uses ``--space search_toy_space:ToySpace`` with ``PYTHONPATH=tests``):
+
+- ``TOY_SPACE_LOG=PATH``: every real (non-meta) build appends ``<pid> <spec key>`` to PATH, an
+  independent record of which specs were built for scoring and how often.
+- ``TOY_SPACE_SLEEP=SECONDS``: each real build sleeps first (to kill a search mid-trial).
+
+``FlakySpace``: the same family, but depth 2 at width 16 raises in ``build`` and act "zero"
+(an all-zero network) has a zero, singular kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasntk.errors import NasntkError
+from nasntk.search_spaces import Dimension, SearchSpace, Spec
+
+DEPTHS = (1, 2)
+WIDTHS = (4, 8, 16)
+ACTS = ("relu", "tanh")
+
+
+class Zero(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.0
+
+
+def _is_meta() -> bool:
+    return torch.empty(0).device.type == "meta"
+
+
+class ToySpace(SearchSpace):
+    """MLP: flatten -> [Linear(width) -> act] x depth -> Linear(num_classes)."""
+
+    name = "toy"
+    acts: tuple[str, ...] = ACTS
+    dimensions = (
+        Dimension("depth", "1 | 2", "hidden layers"),
+        Dimension("width", "4 | 8 | 16", "units per hidden layer"),
+        Dimension("act", "relu | tanh", "activation"),
+    )
+
+    def suggest(self, trial: Any) -> Spec:
+        return {
+            "depth": trial.suggest_categorical("depth", list(DEPTHS)),
+            "width": trial.suggest_categorical("width", list(WIDTHS)),
+            "act": trial.suggest_categorical("act", list(self.acts)),
+        }
+
+    def validate(self, spec: Any) -> Spec:
+        if not isinstance(spec, dict):
+            raise NasntkError(f"toy: spec must be a dict, got {type(spec).__name__}")
+        unknown = set(spec) - {"depth", "width", "act"}
+        if unknown:
+            raise NasntkError(f"toy: unknown field(s) {sorted(unknown)}")
+        try:
+            depth, width, act = int(spec["depth"]), int(spec["width"]), str(spec["act"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NasntkError(f"toy: malformed spec {spec!r}: {exc}") from None
+        if depth not in DEPTHS or width not in WIDTHS or act not in self.acts:
+            raise NasntkError(f"toy: spec out of range: {spec!r}")
+        return {"depth": depth, "width": width, "act": act}
+
+    def parse(self, text: str) -> Spec:
+        parts = text.strip().split("-")
+        if len(parts) != 3 or not parts[0].startswith("d") or not parts[1].startswith("w"):
+            raise NasntkError(f"toy: text {text!r} must look like d2-w8-relu")
+        try:
+            return self.validate(
+                {"depth": int(parts[0][1:]), "width": int(parts[1][1:]), "act": parts[2]}
+            )
+        except ValueError:
+            raise NasntkError(f"toy: text {text!r} must look like d2-w8-relu") from None
+
+    def format(self, spec: Spec) -> str:
+        s = self.validate(spec)
+        return f"d{s['depth']}-w{s['width']}-{s['act']}"
+
+    def _act(self, name: str) -> nn.Module:
+        return {"relu": nn.ReLU(), "tanh": nn.Tanh(), "zero": Zero()}[name]
+
+    def build(
+        self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
+    ) -> nn.Module:
+        spec = self.validate(spec)
+        if not _is_meta():
+            delay = float(os.environ.get("TOY_SPACE_SLEEP", "0") or 0)
+            if delay:
+                time.sleep(delay)
+            log = os.environ.get("TOY_SPACE_LOG")
+            if log:
+                with open(log, "a") as f:
+                    f.write(
+                        f"{os.getpid()} {json.dumps(spec, sort_keys=True, separators=(',', ':'))}\n"
+                    )
+        layers: list[nn.Module] = [nn.Flatten()]
+        features = in_chans * img_size * img_size
+        for _ in range(spec["depth"]):
+            layers += [nn.Linear(features, spec["width"]), self._act(spec["act"])]
+            features = spec["width"]
+        layers.append(nn.Linear(features, num_classes))
+        return nn.Sequential(*layers)
+
+
+class FlakySpace(ToySpace):
+    """ToySpace plus failures: depth 2 at width 16 cannot be built; act 'zero' has K = 0."""
+
+    name = "flaky"
+    acts = ("relu", "tanh", "zero")
+
+    def build(
+        self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
+    ) -> nn.Module:
+        s = self.validate(spec)
+        if s["depth"] == 2 and s["width"] == 16:
+            raise RuntimeError("toy: cannot build depth 2 at width 16")
+        return super().build(s, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+
+
+def expected_failure(spec: Spec) -> str | None:
+    """The failure FlakySpace should produce for a spec, by construction (None = scores fine)."""
+    if spec["depth"] == 2 and spec["width"] == 16:
+        return "build"
+    if spec["act"] == "zero":
+        return "non-finite"
+    return None

@@ -1,0 +1,384 @@
+"""Tests of nasntk.benchmark: rank statistics, truth parsing, resumable scoring, the JSON shape."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nasntk.search_spaces.base import SearchSpace
+from torch import nn
+
+from nasntk.errors import NasntkError
+
+# nasntk.benchmark is both a module and (lazily) the API function `nasntk.benchmark`; take the module.
+bm = importlib.import_module("nasntk.benchmark")
+
+
+# -- naive references ------------------------------------------------------------------------------
+def naive_kendall_tau_b(x, y) -> float:
+    """O(n²) Kendall τ-b straight from its definition (ties in either variable)."""
+    conc = disc = tx = ty = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+        if dx == 0 and dy == 0:
+            continue
+        if dx == 0:
+            tx += 1
+        elif dy == 0:
+            ty += 1
+        elif dx == dy:
+            conc += 1
+        else:
+            disc += 1
+    return (conc - disc) / math.sqrt((conc + disc + tx) * (conc + disc + ty))
+
+
+def naive_spearman(x, y) -> float:
+    """Pearson correlation of average ranks (ranks by counting)."""
+
+    def ranks(v):
+        v = np.asarray(v, dtype=float)
+        return np.array([(v < a).sum() + ((v == a).sum() + 1) / 2 for a in v])
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
+# -- rank statistics ---------------------------------------------------------------------------------
+def test_rank_correlations_match_naive_definitions_with_ties():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 6, 40).astype(float)  # many ties
+    y = x + rng.normal(0, 2, 40)
+    y[:5] = y[5]  # ties in y too
+    got = bm.rank_correlations(x, y)
+    assert got["kendall"] == pytest.approx(naive_kendall_tau_b(x, y), abs=1e-12)
+    assert got["spearman"] == pytest.approx(naive_spearman(x, y), abs=1e-12)
+
+
+def test_orientation_and_failures():
+    acc = np.array([1.0, 2.0, 3.0, 4.0])
+    # a condition number: lower is better, so perfectly anti-ordered values rank perfectly
+    cond = np.array([40.0, 30.0, 20.0, 10.0])
+    corr = bm.correlations({"cond": cond}, {"acc": acc}, {"cond": "minimize"})
+    assert corr["cond"]["acc"]["kendall"] == pytest.approx(1.0)
+    assert corr["cond"]["acc"]["spearman"] == pytest.approx(1.0)
+    # a failed kernel (+inf / nan) ranks last whatever the direction
+    assert bm.orient([np.inf, 1.0], "minimize").tolist() == [-np.inf, -1.0]
+    assert bm.orient([np.nan, 1.0], "maximize")[0] == -np.inf
+    fail = np.array([np.nan, 2.0, 3.0, 4.0])
+    assert bm.correlations({"s": fail}, {"acc": acc})["s"]["acc"]["kendall"] == pytest.approx(1.0)
+    with pytest.raises(NasntkError):
+        bm.orient([1.0], "up")
+
+
+def test_constant_score_gives_nan():
+    r = bm.rank_correlations([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    assert math.isnan(r["kendall"]) and math.isnan(r["spearman"])
+
+
+def test_top_k_hit_rate_by_hand():
+    acc = np.arange(20.0)  # cells 10..19 are the top 10
+    score = acc.copy()
+    assert bm.top_k_hit_rate(score, acc) == 1.0
+    score[[19, 18, 17]] = -1.0  # three of the best are now ranked last → 7 of 10 hits
+    assert bm.top_k_hit_rate(score, acc) == pytest.approx(0.7)
+    assert bm.top_k_hit_rate(-acc, acc) == 0.0
+    assert bm.top_k_hit_rate([3.0, 1.0, 2.0], [3.0, 2.0, 1.0], k=1) == 1.0
+
+
+def test_bootstrap_ci_brackets_the_estimate():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200)
+    y = x + rng.normal(size=200)
+    point, lo, hi = bm.bootstrap_ci(x, y, n_boot=200, seed=0)
+    assert point == pytest.approx(bm.rank_correlations(x, y)["kendall"])
+    assert lo < point < hi
+    assert bm.bootstrap_ci(x, x, n_boot=50) == pytest.approx((1.0, 1.0, 1.0))
+
+
+# -- truth CSV -----------------------------------------------------------------------------------------
+def _write_truth(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_read_truth_columns_limit_and_errors(tmp_path):
+    rows = [
+        {"index": i, "arch": f"w={i + 1}", "a_acc": 10 * i, "b_acc": -i, "params_m": 1}
+        for i in range(5)
+    ]
+    truth = bm.read_truth(_write_truth(tmp_path / "t.csv", rows), limit=3)
+    assert truth.archs == ("w=1", "w=2", "w=3")
+    assert list(truth.columns) == ["a_acc", "b_acc"]
+    np.testing.assert_array_equal(truth.columns["a_acc"], [0.0, 10.0, 20.0])
+    with pytest.raises(NasntkError, match="not found"):
+        bm.read_truth(tmp_path / "missing.csv")
+    bad = _write_truth(tmp_path / "bad.csv", [{"cell": "x", "a_acc": 1}])
+    with pytest.raises(NasntkError, match="'arch'"):
+        bm.read_truth(bad)
+    noacc = _write_truth(tmp_path / "noacc.csv", [{"arch": "x", "top1": 1}])
+    with pytest.raises(NasntkError, match="_acc"):
+        bm.read_truth(noacc)
+    text = _write_truth(
+        tmp_path / "text.csv", [{"arch": "x", "a_acc": "high"}, {"arch": "y", "a_acc": 1}]
+    )
+    with pytest.raises(NasntkError, match="non-numeric"):
+        bm.read_truth(text)
+
+
+# -- a tiny fake space and score -----------------------------------------------------------------------
+class WidthSpace(SearchSpace):
+    """Specs {"w": k}: a conv layer of k channels, pooled, then linear. Text form 'w=k'."""
+
+    name = "width"
+
+    def suggest(self, trial):
+        return {"w": trial.suggest_int("w", 1, 8)}
+
+    def validate(self, spec):
+        if not isinstance(spec, dict) or not isinstance(spec.get("w"), int) or spec["w"] < 1:
+            raise NasntkError(f"bad width spec {spec!r}")
+        return {"w": spec["w"]}
+
+    def parse(self, text):
+        key, _, val = text.strip().partition("=")
+        if key != "w" or not val.isdigit():
+            raise NasntkError(f"bad width spec text {text!r}")
+        return self.validate({"w": int(val)})
+
+    def format(self, spec):
+        return f"w={spec['w']}"
+
+    def build(self, spec, *, num_classes, in_chans=3, img_size=32):
+        w = spec["w"]
+        return nn.Sequential(
+            nn.Conv2d(in_chans, w, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(w, num_classes),
+        )
+
+
+@dataclass(frozen=True)
+class FakeBatch:
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    source: str = "fake"
+
+
+BATCH = FakeBatch(x=torch.randn(4, 1, 8, 8), y=torch.arange(4) % 2, num_classes=2)
+
+
+class CountingCompute:
+    """A stand-in for proxies.compute: 'size' = #parameters of the model, 'neg' = −size."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, model, batch, names, *, seeds=1, **kw):
+        self.calls += 1
+        if callable(model) and not isinstance(model, nn.Module):
+            model = model(0)
+        size = float(sum(p.numel() for p in model.parameters()))
+        out = {"size": size, "neg": -size, "reasons": {}}
+        return {k: v for k, v in out.items() if k in names or k == "reasons"}
+
+
+def _run(specs, out, compute, **kw):
+    kw.setdefault("scores", ["size", "neg"])
+    return list(
+        bm.score_specs(WidthSpace(), specs, data=BATCH, out=out, n=4, compute=compute, **kw)
+    )
+
+
+def test_score_specs_rows_hold_params_flops_and_scores(tmp_path):
+    compute = CountingCompute()
+    rows = _run(["w=1", "# a comment", "", '{"w": 3}'], tmp_path / "s.csv", compute)
+    assert [r["spec"] for r in rows] == ["w=1", "w=3"]
+    model = WidthSpace().build({"w": 3}, num_classes=2, in_chans=1, img_size=8)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert rows[1]["params"] == n_params == rows[1]["size"]
+    # FLOPs by hand: conv 2·(1·9)·3·64 + linear 2·3·2 (the counter counts multiply-adds twice)
+    assert rows[1]["flops"] == 2 * 9 * 3 * 64 + 2 * 3 * 2
+    assert rows[1]["seconds"] >= 0 and rows[1]["n"] == "4" and rows[1]["data"] == "fake"
+
+
+def test_score_specs_resumes_and_flushes_each_row(tmp_path):
+    out = tmp_path / "s.csv"
+    compute = CountingCompute()
+    gen = bm.score_specs(
+        WidthSpace(),
+        ["w=1", "w=2", "w=3"],
+        data=BATCH,
+        out=out,
+        n=4,
+        scores=["size", "neg"],
+        compute=compute,
+    )
+    first = next(gen)
+    # the row is on disk before the generator is resumed (nothing done is lost on a crash)
+    assert [r["spec"] for r in bm.read_rows(out)] == [first["spec"]] == ["w=1"]
+    gen.close()
+
+    compute = CountingCompute()
+    rows = _run(["w=1", "w=2", "w=3", "w=4"], out, compute)
+    assert compute.calls == 3  # w=1 was already done
+    assert [r["spec"] for r in rows] == ["w=1", "w=2", "w=3", "w=4"]
+    assert [r["spec"] for r in bm.read_rows(out)] == ["w=1", "w=2", "w=3", "w=4"]
+    assert (
+        float(rows[0]["size"]) == rows[1]["size"] - (9 + 1) - 2
+    )  # one channel fewer: conv 9+1, linear 2
+
+    compute = CountingCompute()
+    _run(["w=4", "w=2"], out, compute)
+    assert compute.calls == 0
+    # another configuration (here: n) is not a cache hit
+    compute = CountingCompute()
+    list(
+        bm.score_specs(
+            WidthSpace(), ["w=2"], data=BATCH, out=out, n=8, scores=["size"], compute=compute
+        )
+    )
+    assert compute.calls == 1
+
+
+def test_score_specs_adds_a_new_score_column_keeping_old_rows(tmp_path):
+    out = tmp_path / "s.csv"
+    _run(["w=1"], out, CountingCompute(), scores=["size"])
+    compute = CountingCompute()
+    _run(["w=1", "w=2"], out, compute, scores=["size", "neg"])
+    assert compute.calls == 2  # w=1 lacked 'neg'
+    rows = bm.read_rows(out)
+    assert [r["spec"] for r in rows] == ["w=1", "w=1", "w=2"]
+    assert rows[0]["neg"] == "" and float(rows[1]["neg"]) == -float(rows[1]["size"])
+
+
+def test_benchmark_json_shape_and_values(tmp_path):
+    accs = [70.0, 60.0, 80.0, 75.0, 90.0]
+    widths = [2, 1, 4, 3, 5]  # more channels ↔ more accurate, for a perfect 'size' ranking
+    rows = [
+        {"arch": f"w={w}", "c10_acc": a, "c100_acc": -a, "index": i}
+        for i, (w, a) in enumerate(zip(widths, accs, strict=True))
+    ]
+    truth = _write_truth(tmp_path / "truth.csv", rows)
+    cache = tmp_path / "cache.csv"
+    compute = CountingCompute()
+    res = bm.benchmark(
+        WidthSpace(),
+        truth=truth,
+        data=BATCH,
+        scores=["size", "neg"],
+        n=4,
+        cache=cache,
+        compute=compute,
+        directions={"size": "maximize", "neg": "minimize"},
+    )
+    assert res.scores["size"]["c10_acc"] == {
+        "kendall": pytest.approx(1.0),
+        "spearman": pytest.approx(1.0),
+    }
+    assert res.scores["size"]["c100_acc"]["kendall"] == pytest.approx(-1.0)
+    # 'neg' is minimised, so once oriented it ranks exactly like 'size'
+    assert res.scores["neg"]["c10_acc"]["kendall"] == pytest.approx(1.0)
+    assert res.top10["size"]["c10_acc"] == 1.0  # k = min(10, 5): everything is in the top
+    doc = json.loads(json.dumps(res.to_json()))
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores"}
+    assert doc["n"] == 5 and isinstance(doc["seconds_per_cell"], float)
+    assert set(doc["scores"]) == {"size", "neg"}
+    for per_col in doc["scores"].values():
+        assert set(per_col) == {"c10_acc", "c100_acc"}
+        for v in per_col.values():
+            assert set(v) == {"kendall", "spearman"}
+    # with the cache in place, a second run computes nothing and gives the same numbers
+    compute2 = CountingCompute()
+    res2 = bm.benchmark(
+        WidthSpace(),
+        truth=truth,
+        data=BATCH,
+        scores=["size", "neg"],
+        n=4,
+        cache=cache,
+        compute=compute2,
+        limit=4,
+        directions={"size": "maximize", "neg": "minimize"},
+    )
+    assert compute2.calls == 0 and res2.n == 4
+    expected = naive_kendall_tau_b(widths[:4], accs[:4])
+    assert res2.scores["size"]["c10_acc"]["kendall"] == pytest.approx(expected)
+
+
+# -- the CLI, end to end on NAS-Bench-201 cells (tiny: digits, N = 10, cheap scores) --------------------
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|",
+    "|none~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+]
+
+
+def _cli(*args: str) -> int:
+    from nasntk.cli.main import main
+
+    return main(list(args))
+
+
+def test_cli_score_writes_and_resumes(tmp_path, capsys):
+    from nasntk.search_spaces import get as get_space
+
+    space = get_space("nb201")
+    specs = tmp_path / "specs.txt"
+    specs.write_text("# two cells\n" + "\n".join(CELLS[:2]) + "\n")
+    out = tmp_path / "scores.csv"
+    args = ["score", "--space", "nb201", "--specs", str(specs), "--data", "digits", "--out", str(out),
+            "--n", "10", "--scores", "params,naswot"]  # fmt: skip
+    assert _cli(*args) == 0
+    rows = bm.read_rows(out)
+    assert [r["spec"] for r in rows] == CELLS[:2]
+    for r in rows:  # digits are 1-channel, 10 classes, 32×32
+        spec = space.parse(r["spec"])
+        assert float(r["params"]) == space.params(spec, num_classes=10, in_chans=1)
+        assert float(r["naswot"]) > 0 and float(r["seconds"]) > 0 and r["bn"] == "frozen"
+    first = out.read_text()
+    specs.write_text("\n".join(CELLS[:3]) + "\n")
+    assert _cli(*args) == 0
+    rows = bm.read_rows(out)
+    assert [r["spec"] for r in rows] == CELLS[:3]
+    assert out.read_text().startswith(first)  # the done rows were kept, not recomputed
+    capsys.readouterr()
+    specs.write_text("|nor_conv_3x3~0|+|bogus~0|none~1|\n")
+    assert _cli(*args) == 2
+    assert "nb201" in capsys.readouterr().err
+    assert _cli("score", "--space", "nb201", "--specs", str(tmp_path / "nope.txt"), "--out", str(out)) == 2
+
+
+def test_cli_benchmark_json(tmp_path, capsys):
+    from nasntk.search_spaces import get as get_space
+
+    space = get_space("nb201")
+    sizes = [space.params(space.parse(c), num_classes=10, in_chans=1) for c in CELLS]
+    # accuracies that increase with the parameter count, so `params` ranks them perfectly
+    rows = [{"arch": c, "x_acc": 50 + 1e-5 * p, "y_acc": -p} for c, p in zip(CELLS, sizes, strict=True)]
+    truth = _write_truth(tmp_path / "truth.csv", rows)
+    out = tmp_path / "bench.json"
+    code = _cli("benchmark", "--truth", str(truth), "--data", "digits", "--n", "10",
+                "--scores", "params", "--scores", "naswot", "--json", str(out))  # fmt: skip
+    assert code == 0
+    assert "params" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores"} and doc["n"] == 4
+    assert doc["default"] == ""  # `default` was not among the asked scores
+    assert doc["scores"]["params"]["x_acc"]["kendall"] == pytest.approx(1.0)
+    assert doc["scores"]["params"]["y_acc"]["spearman"] == pytest.approx(-1.0)
+    assert set(doc["scores"]["naswot"]) == {"x_acc", "y_acc"}

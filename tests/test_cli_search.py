@@ -1,0 +1,359 @@
+"""End-to-end tests of `nasntk search | leaderboard | export | plot | studies | spaces`.
+
+Real processes where it matters: kill -9 and Ctrl-C of a running search, then the same command
+again; two worker processes on one storage. The space is the tiny MLP family of
+``tests/search_toy_space.py`` (``--space search_toy_space:ToySpace`` with ``PYTHONPATH=tests``);
+``TOY_SPACE_LOG`` records every real build, independently of what the study says.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nasntk.cli.main import main
+
+TESTS = Path(__file__).resolve().parent
+NASNTK = [sys.executable, "-m", "nasntk"]
+TOY = "search_toy_space:ToySpace"
+
+
+def search_args(db: str, trials: int, *extra: str) -> list[str]:
+    return [
+        "search",
+        "--space",
+        TOY,
+        "--trials",
+        str(trials),
+        "--n-kernel",
+        "8",
+        "--img-size",
+        "8",
+        "--storage",
+        db,
+        "--sampler",
+        "random",
+        "--seed",
+        "0",
+        "--no-live",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    e["OMP_NUM_THREADS"] = "1"
+    e["TOY_SPACE_LOG"] = str(tmp_path / "builds.log")
+    e.pop("NASNTK_VERBOSE", None)
+    return e
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        NASNTK + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def count(db_file: Path, state: str) -> int:
+    """Trials in a state, read straight from Optuna's SQLite schema (independent of nasntk)."""
+    if not db_file.exists():
+        return 0
+    try:
+        with sqlite3.connect(db_file, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = ?", (state,)).fetchone()[
+                0
+            ]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def scored(db_file: Path) -> int:
+    """COMPLETE trials that were scored (not duplicates), from the SQLite schema."""
+    if not db_file.exists():
+        return 0
+    try:
+        with sqlite3.connect(db_file, timeout=5) as con:
+            return con.execute(
+                "SELECT COUNT(*) FROM trials t WHERE t.state = 'COMPLETE' AND NOT EXISTS ("
+                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                "AND a.key = 'duplicate_of')"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def completed(db_file: Path) -> dict[int, float]:
+    with sqlite3.connect(db_file, timeout=5) as con:
+        rows = con.execute(
+            "SELECT t.number, v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id "
+            "WHERE t.state = 'COMPLETE'"
+        ).fetchall()
+    return dict(rows)
+
+
+def builds(path: Path) -> Counter:
+    if not path.exists():
+        return Counter()
+    return Counter(line.split(" ", 1)[1].strip() for line in path.read_text().splitlines())
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def load(db: str):
+    from nasntk.search import load_study
+
+    return load_study(db)
+
+
+def check_consistent(db: str, trials: int) -> None:
+    """Every counted trial is finished; the leaderboard is the distinct completed trials, ranked."""
+    from optuna.trial import TrialState
+
+    from nasntk.leaderboard import rows
+    from nasntk.search import counted_trials
+
+    study = load(db)
+    assert counted_trials(study) == trials
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    ranked = rows(study)
+    distinct = {
+        t.number
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+        if "duplicate_of" not in t.user_attrs
+    }
+    assert {r["trial"] for r in ranked} == distinct
+    values = [r["default"] for r in ranked]
+    assert values == sorted(values, reverse=True)  # "default" is maximised
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------
+def test_search_leaderboard_export_plot_end_to_end(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    db = f"sqlite:///{tmp_path / 'e2e.db'}"
+    res = run(search_args(db, 6), env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "top" in res.stdout and "rank" in res.stdout
+    assert "6 trials" in res.stderr
+    check_consistent(db, 6)
+
+    # The other commands read the study; they run in this process (same entry point, no torch
+    # import per command).
+    out = tmp_path / "lb"
+    for fmt in ("csv", "json", "html", "markdown"):
+        assert main(["leaderboard", "--storage", db, "--format", fmt, "--out", f"{out}.{fmt}"]) == 0
+    from nasntk.leaderboard import rows
+
+    ranked = rows(load(db))
+    parsed = list(csv.DictReader(io.StringIO(Path(f"{out}.csv").read_text())))
+    assert [int(r["trial"]) for r in parsed] == [r["trial"] for r in ranked]
+    as_json = json.loads(Path(f"{out}.json").read_text())
+    assert [r["spec"] for r in as_json] == [r["spec"] for r in ranked]
+    page = Path(f"{out}.html").read_text()
+    assert all(f"<td>{r['arch']}</td>" in page for r in ranked)
+    assert page.count("data:image/png;base64,") == 2  # history + score vs params
+    assert Path(f"{out}.markdown").read_text().count("\n") == len(ranked) + 2
+
+    assert (
+        main(["export", "--storage", db, "--rank", "1", "--out", str(tmp_path / "best.json")]) == 0
+    )
+    import nasntk
+
+    row = json.loads((tmp_path / "best.json").read_text())
+    model = nasntk.build(row)
+    assert sum(p.numel() for p in model.parameters()) == ranked[0]["params"]
+    assert row["trial"] == ranked[0]["trial"]
+
+    assert main(["plot", "--storage", db, "--out", str(tmp_path / "figs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "history.png",
+        "score_vs_params.png",
+    ]
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "200")  # rich's console width when not a terminal
+    assert main(["studies", "--storage", db]) == 0
+    assert "search_toy_space:ToySpace-digits-default-n8" in capsys.readouterr().out
+    assert main(["spaces"]) == 0
+    assert "nb201" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Kill -9 and Ctrl-C: nothing completed is lost, the same command finishes the job
+# ---------------------------------------------------------------------------------------------
+def _interrupt_then_resume(
+    tmp_path: Path, env: dict[str, str], sig: int
+) -> subprocess.CompletedProcess:
+    db_file = tmp_path / "kill.db"
+    db = f"sqlite:///{db_file}"
+    args = search_args(db, 8)
+    slow = {**env, "TOY_SPACE_SLEEP": "0.25"}  # each real build sleeps: a trial is mid-flight
+    proc = subprocess.Popen(
+        NASNTK + args,
+        env=slow,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        log = tmp_path / "builds.log"
+
+        def building() -> bool:  # >= 3 trials done and a build (0.25 s sleep) is in flight
+            assert proc.poll() is None, f"search ended early: {proc.communicate()}"
+            done = scored(db_file)
+            return count(db_file, "COMPLETE") >= 3 and sum(builds(log).values()) > done
+
+        wait_for(building, timeout=120)
+        before = completed(db_file)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    after_kill = completed(db_file)
+    assert set(before) <= set(after_kill)  # every completed trial survived the signal
+    assert all(after_kill[k] == v for k, v in before.items())
+
+    again = run(args, env, tmp_path)  # the same command
+    assert again.returncode == 0, again.stderr
+    final = completed(db_file)
+    assert all(final[k] == v for k, v in after_kill.items())  # kept, unchanged
+    check_consistent(db, 8)
+    study = load(db)
+    interrupted = [
+        t
+        for t in study.trials
+        if str(t.user_attrs.get("fail_reason", "")).startswith("interrupted")
+    ]
+    assert len(interrupted) == 1  # the trial that was running when the signal came
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") == interrupted[0].number]
+    assert len(retried) == 1 and retried[0].params == interrupted[0].params
+    # No architecture was built for scoring twice (the log is independent of the study),
+    # except the interrupted one, whose first build never finished.
+    built = builds(tmp_path / "builds.log")
+    key = interrupted[0].user_attrs["spec"]
+    assert all(n == 1 for k, n in built.items() if k != key) and built[key] == 2
+    return first
+
+
+def test_kill_9_loses_no_completed_trial(tmp_path: Path, env: dict[str, str]) -> None:
+    first = _interrupt_then_resume(tmp_path, env, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+
+
+def test_ctrl_c_finishes_cleanly(tmp_path: Path, env: dict[str, str]) -> None:
+    first = _interrupt_then_resume(tmp_path, env, signal.SIGINT)
+    assert first.returncode == 130
+    assert "interrupted" in first.stderr and "rank" in first.stdout  # leaderboard printed
+    assert "Traceback" not in first.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------
+def test_two_workers_lose_nothing_and_score_nothing_twice(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'workers.db'}"
+    res = run(search_args(db, 14, "--workers", "2"), env, tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    check_consistent(db, 14)
+    study = load(db)
+    assert len(study.trials) == 14  # none lost, none extra
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both processes worked
+    built = builds(tmp_path / "builds.log")
+    assert built and max(built.values()) == 1  # 14 trials of a 12-spec space: no double scoring
+    scored = {t.user_attrs["spec"] for t in study.trials if "duplicate_of" not in t.user_attrs}
+    assert set(built) == scored
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: exit code 2 and exactly one line on stderr
+# ---------------------------------------------------------------------------------------------
+BAD = [
+    ["search", "--space", "no_such_space"],
+    ["search", "--space", TOY, "--objective", "no_such_score"],
+    ["search", "--space", TOY, "--space-opt", "C"],
+    ["search", "--space", TOY, "--data", "npz:/no/such/file.npz"],
+    ["search", "--space", TOY, "--storage", "nonsense"],
+    ["search", "--space", TOY, "--storage", "postgresql://u:pw@127.0.0.1:1/nasntk"],
+    ["search", "--space", TOY, "--storage", "sqlite:////no/such/folder/x.db"],
+    ["search", "--space", TOY, "--n-kernel", "2"],
+    ["search", "--space", TOY, "--max-params", "10"],
+    ["search", "--space", TOY, "--max-params", "lots"],
+    ["search", "--space", TOY, "--sampler", "annealing"],
+    ["search", "--space", TOY, "--trials", "many"],
+    ["leaderboard", "--storage", "sqlite:///missing.db"],
+    ["leaderboard", "--storage", "journal:missing.log", "--format", "xml"],
+]
+
+
+@pytest.mark.parametrize("args", BAD, ids=[" ".join(a[1:])[:40] for a in BAD])
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(TESTS))
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("nasntk: error: ")
+    assert "pw@" not in err  # passwords are never echoed
+
+
+def test_bad_input_in_a_real_process(tmp_path: Path, env: dict[str, str]) -> None:
+    res = run(
+        [
+            "search",
+            "--space",
+            TOY,
+            "--n-kernel",
+            "3",
+            "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        env,
+        tmp_path,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert "N (--n-kernel) must be an integer >= 4" in res.stderr
+
+
+def test_export_of_a_missing_rank(tmp_path: Path, env: dict[str, str], capsys, monkeypatch) -> None:
+    from search_toy_space import ToySpace
+
+    from nasntk.search import search
+
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    search(ToySpace(), trials=1, n_kernel=8, img_size=8, storage=db)
+    assert main(["export", "--storage", db, "--rank", "5"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no rank 5" in err
