@@ -18,7 +18,9 @@ from rich.table import Table
 
 from nasntk.errors import NasntkError
 
-_BN_HELP = "BatchNorm mode of the kernel and forward passes: eval | batch | frozen (default: frozen)."
+_BN_HELP = (
+    "BatchNorm mode of the kernel and forward passes: eval | batch | frozen (default: frozen)."
+)
 
 
 def _names(scores: Optional[list[str]]) -> Optional[list[str]]:

@@ -23,7 +23,6 @@ data/nb201/nb201_dev.csv. Run with ``OMP_NUM_THREADS=1`` on a shared machine.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import math
@@ -316,6 +315,8 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         tag = f"bn={bn}, N={n}, seed {seed}"
         cfg[f"−log κ ({tag})"] = -q["cond"]
         cfg[f"−log κ centred ({tag})"] = -q["cond_c"]
+        cfg[f"log flatness, centred correlation ({tag})"] = q["flat_corr_c"]
+        cfg[f"log10 params + log flatness, centred correlation ({tag})"] = logp + q["flat_corr_c"]
         if seed != 0:
             continue
         cfg[f"−log λ2/λmin, top eigenvalue dropped ({tag})"] = -q["cond_no_top"]
@@ -325,7 +326,6 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         cfg[f"log flatness GM/AM ({tag})"] = q["flat"]
         cfg[f"log flatness, centred ({tag})"] = q["flat_c"]
         cfg[f"log flatness, correlation ({tag})"] = q["flat_corr"]
-        cfg[f"log flatness, centred correlation ({tag})"] = q["flat_corr_c"]
         cfg[f"centred kernel-target alignment ({tag})"] = q["kta_c"]
         for frac in (0.5, 0.75):
             for ridge in (1e-3, 1e-1):
@@ -338,17 +338,22 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         cfg[f"log10 params − log κ ({tag})"] = logp - q["cond"]
         cfg[f"log10 params − log κ centred ({tag})"] = logp - q["cond_c"]
         cfg[f"log10 params − log λ2/λmin ({tag})"] = logp - q["cond_no_top"]
-        cfg[f"log10 params + log flatness, centred correlation ({tag})"] = logp + q["flat_corr_c"]
         cfg[f"log10 params + log flatness, centred ({tag})"] = logp + q["flat_c"]
     for bn in ("frozen", "eval"):
         seeds = [s[(bn, 64, k)] for k in range(3) if (bn, 64, k) in s]
         if len(seeds) == 3:
-            mean = {k: np.mean([q[k] for q in seeds], axis=0) for k in ("cond", "cond_c")}
+            mean = {
+                k: np.mean([q[k] for q in seeds], axis=0) for k in ("cond", "cond_c", "flat_corr_c")
+            }
             tag = f"bn={bn}, N=64, mean of 3 seeds"
             cfg[f"−log κ ({tag})"] = -mean["cond"]
             cfg[f"−log κ centred ({tag})"] = -mean["cond_c"]
             cfg[f"log10 params − log κ ({tag})"] = logp - mean["cond"]
             cfg[f"log10 params − log κ centred ({tag})"] = logp - mean["cond_c"]
+            cfg[f"log flatness, centred correlation ({tag})"] = mean["flat_corr_c"]
+            cfg[f"log10 params + log flatness, centred correlation ({tag})"] = (
+                logp + mean["flat_corr_c"]
+            )
     e0 = s.get(("eval", 64, 0))
     if e0 is not None:
         two = "(frozen + eval kernels, N=64, seed 0)"

@@ -38,10 +38,9 @@ from scipy import stats
 
 from nasntk.errors import NasntkError
 
-#: Columns every row of :func:`score_specs` carries besides the scores.
-META_COLUMNS = ("spec", "data", "n", "seeds", "bn", "params", "flops", "seconds")
-#: Columns of the configuration that must match for a cached row to be reused.
-CONFIG_COLUMNS = ("data", "n", "seeds", "bn")
+#: Columns every row of :func:`score_specs` carries besides the scores (data, n, seeds, bn and opts
+#: are the configuration: a cached row is reused only when they all match).
+META_COLUMNS = ("spec", "data", "n", "seeds", "bn", "opts", "params", "flops", "seconds")
 TOP_K = 10
 
 Computer = Callable[..., dict]
@@ -197,14 +196,37 @@ def read_rows(path: Union[str, os.PathLike]) -> list[dict[str, str]]:
         raise NasntkError(f"cannot read score CSV {path}: {exc}") from None
 
 
-def _config(data: str, n: int, seeds: int, bn: Optional[str]) -> dict[str, str]:
-    return {"data": str(data), "n": str(n), "seeds": str(seeds), "bn": bn or ""}
+def _config(
+    data: str, n: int, seeds: int, bn: Optional[str], opts: Mapping[str, Any]
+) -> dict[str, str]:
+    extra = json.dumps(dict(opts), sort_keys=True, default=str) if opts else ""
+    return {"data": str(data), "n": str(n), "seeds": str(seeds), "bn": bn or "", "opts": extra}
 
 
-def _row_done(row: Mapping[str, str], config: Mapping[str, str], names: Sequence[str]) -> bool:
-    return all(row.get(k, "") == v for k, v in config.items()) and all(
-        row.get(name, "") != "" for name in names
-    )
+def _merge_cached(
+    rows: Iterable[Mapping[str, str]], config: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per spec, the union of its rows with this configuration (later non-empty values win).
+
+    Scores of one spec may come from several runs (e.g. baselines first, kernel scores later);
+    ``seconds`` is their sum and ``reasons`` the union, so a merged row reads like one run.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if any(row.get(k, "") != v for k, v in config.items()):
+            continue
+        m = merged.setdefault(row.get("spec", ""), {"seconds": 0.0, "reasons": {}})
+        for key, value in row.items():
+            if value in ("", None) or key in ("seconds", "reasons"):
+                continue
+            m[key] = value
+        m["seconds"] = round(m["seconds"] + _as_float(row.get("seconds")), 4)
+        if row.get("reasons"):
+            try:
+                m["reasons"].update(json.loads(row["reasons"]))
+            except (json.JSONDecodeError, AttributeError):
+                pass
+    return merged
 
 
 class _Appender:
@@ -295,10 +317,13 @@ def score_specs(
 ) -> Iterator[dict[str, Any]]:
     """Score every spec (text form or dict) of ``space``; yield one row per spec, in order.
 
-    A row holds ``spec`` (text form), the configuration (``data``, ``n``, ``seeds``, ``bn``),
+    A row holds ``spec`` (text form), the configuration (``data``, ``n``, ``seeds``, ``bn``,
+    ``opts`` — the extra scoring options as JSON),
     ``params`` and ``flops`` (of the network built for the data's classes and image size),
     ``seconds`` (wall time of building + scoring), each score, ``<score>_std`` when ``seeds > 1``
-    and ``reasons`` (JSON: why a score is non-finite). Cached rows are yielded as read (strings).
+    and ``reasons`` (JSON: why a score is non-finite). With ``out``, a spec's earlier rows of the
+    same configuration are merged (:func:`_merge_cached`) and only its missing scores are computed;
+    values read back from the CSV are strings.
 
     ``data`` is a source string (``nasntk.data.load``) or an already-loaded batch; ``compute`` is
     the scoring function (defaults to :func:`nasntk.proxies.compute`); ``opts`` go to it.
@@ -328,14 +353,12 @@ def score_specs(
         texts.append((i, space.format(spec), spec))
 
     source = data if isinstance(data, str) else getattr(data, "source", "batch")
-    config = _config(source, n, seeds, bn)
-    cached: dict[str, dict[str, str]] = {}
+    config = _config(source, n, seeds, bn, opts)
+    cached: dict[str, dict[str, Any]] = {}
     appender: Optional[_Appender] = None
     if out is not None:
         out = Path(out)
-        for row in read_rows(out):
-            if _row_done(row, config, names):
-                cached[row.get("spec", "")] = row  # the last complete row of a spec wins
+        cached = _merge_cached(read_rows(out), config)
         std_cols = [f"{nm}_std" for nm in names] if seeds > 1 else []
         columns = dict.fromkeys([*META_COLUMNS, *names, *std_cols, "reasons"])
         appender = _Appender(out, list(columns))
@@ -343,15 +366,20 @@ def score_specs(
     batch = None
     try:
         for _, text, spec in texts:
-            if text in cached:
-                yield cached[text]
+            done = cached.get(text, {})
+            missing = [nm for nm in names if nm not in done]
+            if not missing:
+                yield done
                 continue
             if batch is None:
                 batch = _load_batch(data, n, None, None)
-            row = _score_one(space, spec, text, batch, names, seeds, bn, compute, opts)
+            row = _score_one(space, spec, text, batch, missing, seeds, bn, compute, opts)
             row.update(config)
             if appender is not None:
                 appender.write(row)
+            if done:  # the scores done before, plus the ones just computed
+                row = {**done, **row, "seconds": round(done["seconds"] + row["seconds"], 4),
+                       "reasons": {**done["reasons"], **row["reasons"]}}  # fmt: skip
             yield row
     finally:
         if appender is not None:

@@ -830,7 +830,8 @@ class _Objective:
     # -- the trial ------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> list[float] | float:
         try:
-            values = self._run(trial)
+            with _INTERRUPTS.inside_trial():
+                values = self._run(trial)
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 trial.set_user_attr("fail_reason", _INTERRUPTED)
@@ -1057,14 +1058,15 @@ def _run_job(job: _Job, callbacks: Sequence[Callback] = ()) -> None:
         if timeout <= 0:
             return
     guard = _SystematicFailure()
-    study.optimize(
-        objective,
-        n_trials=job.n_trials,
-        timeout=timeout,
-        catch=(_TrialFailed,),
-        callbacks=[guard, *callbacks],
-        gc_after_trial=False,
-    )
+    with _INTERRUPTS.deferred():
+        study.optimize(
+            objective,
+            n_trials=job.n_trials,
+            timeout=timeout,
+            catch=(_TrialFailed,),
+            callbacks=[guard, *callbacks],
+            gc_after_trial=False,
+        )
     if guard.reason is not None:
         raise NasntkError(
             f"stopped: the first {guard.limit} candidates all failed with: {guard.reason}"
@@ -1098,6 +1100,68 @@ class _SystematicFailure:
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+class _Interrupts:
+    """Ctrl-C / SIGTERM raised only inside a trial's own work, never inside Optuna's bookkeeping.
+
+    A KeyboardInterrupt that lands while Optuna writes a finished trial to the storage escapes
+    Optuna's clean-up (it catches ``Exception`` only) as an UnboundLocalError. So while a study
+    runs, the signal is raised at once inside the objective (the running trial becomes FAIL
+    "interrupted"), and outside it is remembered and raised as soon as the next trial starts, or
+    when ``optimize`` returns.
+    """
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.pending = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.inside:
+            self.inside = False
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        wanted = {
+            sig: prev
+            for sig, prev in (
+                (signal.SIGINT, signal.getsignal(signal.SIGINT)),
+                (signal.SIGTERM, signal.getsignal(signal.SIGTERM)),
+            )
+            if prev not in (signal.SIG_IGN, signal.SIG_DFL, None)
+        }
+        self.pending = False
+        for sig in wanted:
+            signal.signal(sig, self._handler)
+        try:
+            yield
+        finally:
+            for sig, prev in wanted.items():
+                signal.signal(sig, prev)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def inside_trial(self) -> Iterator[None]:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+        self.inside = True
+        try:
+            yield
+        finally:
+            self.inside = False
+
+
+_INTERRUPTS = _Interrupts()
 
 
 def _worker_main(job: _Job, errors: Any) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from nasntk.search_spaces.base import SearchSpace
 from torch import nn
 
 from nasntk.errors import NasntkError
+from nasntk.search_spaces.base import SearchSpace
 
 # nasntk.benchmark is both a module and (lazily) the API function `nasntk.benchmark`; take the module.
 bm = importlib.import_module("nasntk.benchmark")
@@ -252,17 +252,32 @@ def test_score_specs_resumes_and_flushes_each_row(tmp_path):
         )
     )
     assert compute.calls == 1
+    # ... nor are other scoring options
+    compute = CountingCompute()
+    list(bm.score_specs(WidthSpace(), ["w=2"], data=BATCH, out=out, n=4, scores=["size"],
+                        compute=compute, ridge=0.5))  # fmt: skip
+    assert compute.calls == 1
 
 
-def test_score_specs_adds_a_new_score_column_keeping_old_rows(tmp_path):
+def test_score_specs_computes_only_missing_scores_and_merges_rows(tmp_path):
     out = tmp_path / "s.csv"
     _run(["w=1"], out, CountingCompute(), scores=["size"])
     compute = CountingCompute()
-    _run(["w=1", "w=2"], out, compute, scores=["size", "neg"])
-    assert compute.calls == 2  # w=1 lacked 'neg'
-    rows = bm.read_rows(out)
-    assert [r["spec"] for r in rows] == ["w=1", "w=1", "w=2"]
-    assert rows[0]["neg"] == "" and float(rows[1]["neg"]) == -float(rows[1]["size"])
+    rows = _run(["w=1", "w=2"], out, compute, scores=["size", "neg"])
+    assert compute.calls == 2  # w=1 lacked 'neg' only; w=2 was new
+    # the yielded w=1 row merges the old 'size' and the new 'neg'
+    assert float(rows[0]["size"]) == -float(rows[0]["neg"]) == rows[1]["size"] - (9 + 1) - 2
+    on_disk = bm.read_rows(out)
+    assert [r["spec"] for r in on_disk] == ["w=1", "w=1", "w=2"]
+    assert (
+        on_disk[0]["neg"] == "" and on_disk[1]["size"] == ""
+    )  # the second run computed 'neg' only
+    assert rows[0]["seconds"] == pytest.approx(
+        float(on_disk[0]["seconds"]) + float(on_disk[1]["seconds"]), abs=1e-3
+    )
+    compute = CountingCompute()
+    _run(["w=1", "w=2"], out, compute, scores=["neg", "size"])
+    assert compute.calls == 0
 
 
 def test_benchmark_json_shape_and_values(tmp_path):
@@ -360,7 +375,10 @@ def test_cli_score_writes_and_resumes(tmp_path, capsys):
     specs.write_text("|nor_conv_3x3~0|+|bogus~0|none~1|\n")
     assert _cli(*args) == 2
     assert "nb201" in capsys.readouterr().err
-    assert _cli("score", "--space", "nb201", "--specs", str(tmp_path / "nope.txt"), "--out", str(out)) == 2
+    assert (
+        _cli("score", "--space", "nb201", "--specs", str(tmp_path / "nope.txt"), "--out", str(out))
+        == 2
+    )
 
 
 def test_cli_benchmark_json(tmp_path, capsys):
@@ -369,7 +387,9 @@ def test_cli_benchmark_json(tmp_path, capsys):
     space = get_space("nb201")
     sizes = [space.params(space.parse(c), num_classes=10, in_chans=1) for c in CELLS]
     # accuracies that increase with the parameter count, so `params` ranks them perfectly
-    rows = [{"arch": c, "x_acc": 50 + 1e-5 * p, "y_acc": -p} for c, p in zip(CELLS, sizes, strict=True)]
+    rows = [
+        {"arch": c, "x_acc": 50 + 1e-5 * p, "y_acc": -p} for c, p in zip(CELLS, sizes, strict=True)
+    ]
     truth = _write_truth(tmp_path / "truth.csv", rows)
     out = tmp_path / "bench.json"
     code = _cli("benchmark", "--truth", str(truth), "--data", "digits", "--n", "10",

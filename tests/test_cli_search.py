@@ -210,7 +210,10 @@ def _interrupt_then_resume(
     db_file = tmp_path / "kill.db"
     db = f"sqlite:///{db_file}"
     args = search_args(db, 8)
-    slow = {**env, "TOY_SPACE_SLEEP": "0.25"}  # each real build sleeps: a trial is mid-flight
+    slow = {
+        **env,
+        "TOY_SPACE_SLEEP": "1.5",
+    }  # each build sleeps: a trial is mid-flight (a wide window on a loaded machine)
     proc = subprocess.Popen(
         NASNTK + args,
         env=slow,

@@ -498,3 +498,43 @@ def test_cli_kernel_demo(capsys):
     assert "pntk" in out and "eNTK" in out and "30×30" in out
     assert main(["kernel", "--model", "no_such_model", "--n", "3"]) == 2
     assert "no_such_model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "implementation, bn", [("structured", "eval"), ("vmap", "eval"), ("vmap", "batch")]
+)
+def test_nothing_outlives_the_call(implementation, bn, monkeypatch):
+    """The private model copy (hence any autograd graph holding its parameters) is freed."""
+    import gc
+    import weakref
+
+    from nasntk.kernels import api
+
+    refs = []
+    real = api.prepare
+
+    def spy(*args, **kwargs):
+        setup = real(*args, **kwargs)
+        refs.append(weakref.ref(next(iter(setup.params.values()))))
+        return setup
+
+    monkeypatch.setattr(api, "prepare", spy)
+    torch.manual_seed(0)
+    kernel(Zoo().to(DT), images(3, 26), kind="trace", bn=bn, implementation=implementation)
+    gc.collect()
+    assert refs and refs[0]() is None
+
+
+def test_batchnorm_without_running_stats_uses_batch_statistics_held_fixed(monkeypatch):
+    """A BN layer with track_running_stats=False has nothing to evaluate with: in eval mode it
+    is treated as in frozen mode (batch statistics, held constant)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 6 * 6, 3),
+    ).to(DT)  # fmt: skip
+    x1, x2 = images(3, 27), images(2, 28)
+    _, p_ref = reference(net, x1, x2, bn="frozen", monkeypatch=monkeypatch)
+    for implementation in ["structured", "vmap"]:
+        got = pntk(net, x1, x2, bn="eval", implementation=implementation, device="cpu")
+        assert rel(got, p_ref) < 1e-5

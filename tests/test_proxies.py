@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from nasntk.search_spaces.base import SearchSpace
 from torch import nn
 
 from nasntk import baselines, proxies, spectral
 from nasntk.data import Batch
 from nasntk.errors import NasntkError
+from nasntk.search_spaces.base import SearchSpace
 from nasntk.spectral import ScoreUndefined
 
 

@@ -93,6 +93,8 @@ def _structured_kernel(
     if setup.bn == "batch" or not setup.x.is_floating_point():
         raise Unsupported("samples are not independent or inputs are not floating point")
     plans, leftovers = probe(setup, proj, full)
+    if not plans:
+        raise Unsupported("no parameter is used by a layer the per-layer path covers")
     if auto and sum(setup.params[k].numel() for k in leftovers) * 2 > setup.num_params:
         raise Unsupported("most parameters are used in ways the per-layer path does not cover")
     r = proj.shape[0]
@@ -119,7 +121,7 @@ def _structured_kernel(
         device=setup.device,
         budget=budget,
     )
-    out = gram.accumulate(feats, groups, pair=feats.pair, **common) if plans else 0
+    out = gram.accumulate(feats, groups, pair=feats.pair, **common)
     if leftovers:
         out = out + _vmap_kernel(setup, proj, full, chunk_size, budget, names=leftovers)
     return out

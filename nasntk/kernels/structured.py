@@ -38,7 +38,7 @@ _NORMS = {
     "group_norm": persample.group_norm_grads,
 }
 _BROADCAST = ("add", "mul", "expand")
-COMBINE_WEIGHT = 32
+COMBINE_WEIGHT = 100
 
 
 class Unsupported(Exception):
@@ -110,7 +110,7 @@ def choose_form(
     rr = r * r if full else r
     mat_cost = n * r * t * p + n * n * rr * p
     # two GEMMs, then an elementwise combine over n²·T²·(R² or 1) terms, memory-bound: weighed
-    # as 32 multiply-adds each (measured on a CNN sweep)
+    # as 100 multiply-adds each (measured on a CNN width sweep)
     combine = COMBINE_WEIGHT * (rr if full else 1)
     factor_cost = n * n * t * t * (dp + rr * d_out + combine)
     if factorable and factor_cost < mat_cost:
@@ -137,6 +137,9 @@ def probe(setup: Setup, proj: Tensor, full: bool) -> tuple[list[SitePlan], list[
         got: set[int] = set()
         out, tr = run(setup.model, x, tracked, lambda i, g, got=got: got.add(i))
         torch.autograd.grad((out @ proj[0]).sum(), tr.grad_inputs(x), allow_unused=True)
+        tr.on_grad = None  # keep the sites, drop the graph (see Tracer.close)
+        tr.outputs.clear()
+        del out
         tracers.append(tr)
         reached.append(got)
     one, two = tracers
