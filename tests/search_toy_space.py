@@ -96,15 +96,15 @@ class ToySpace(SearchSpace):
     ) -> nn.Module:
         spec = self.validate(spec)
         if not _is_meta():
-            delay = float(os.environ.get("TOY_SPACE_SLEEP", "0") or 0)
-            if delay:
-                time.sleep(delay)
             log = os.environ.get("TOY_SPACE_LOG")
-            if log:
+            if log:  # logged before the sleep: a logged, unscored build is one in flight
                 with open(log, "a") as f:
                     f.write(
                         f"{os.getpid()} {json.dumps(spec, sort_keys=True, separators=(',', ':'))}\n"
                     )
+            delay = float(os.environ.get("TOY_SPACE_SLEEP", "0") or 0)
+            if delay:
+                time.sleep(delay)
         layers: list[nn.Module] = [nn.Flatten()]
         features = in_chans * img_size * img_size
         for _ in range(spec["depth"]):

@@ -225,7 +225,7 @@ def _interrupt_then_resume(
     try:
         log = tmp_path / "builds.log"
 
-        def building() -> bool:  # >= 3 trials done and a build (0.25 s sleep) is in flight
+        def building() -> bool:  # >= 3 trials done and a build (1.5 s sleep) is in flight
             assert proc.poll() is None, f"search ended early: {proc.communicate()}"
             done = scored(db_file)
             return count(db_file, "COMPLETE") >= 3 and sum(builds(log).values()) > done
