@@ -13,6 +13,8 @@ Two parts, both resumable (per-cell results are cached in CSVs under experiments
    ridge, leave-one-out); and per-candidate aggregations with fixed weights — on a fixed-seed
    subset of dev cells, each configuration reported with bootstrap 95 % CIs of τ.
 
+    python experiments/nb201_ranking.py score --shard 0/2 &   # the 1,500 cells, 2 processes,
+    python experiments/nb201_ranking.py score --shard 1/2 &   # resumable; also keeps each K
     python experiments/nb201_ranking.py benchmark [--limit K]
     python experiments/nb201_ranking.py configs [--subset 200]
 
@@ -64,6 +66,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     data = f"cifar10:{CIFAR}"
     OUT.mkdir(parents=True, exist_ok=True)
     cache = OUT / "nb201_dev_scores.csv"
+    merge_shards(cache)
     start = time.time()
 
     def progress(done: int, total: int) -> None:
@@ -148,6 +151,71 @@ def scatter(result, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"scatter plots: {path.relative_to(ROOT)}")
+
+
+def run_score(args: argparse.Namespace) -> None:
+    """Score shard i of k of the dev split (rows r with r % k == i) with every registered score.
+
+    Rows go to ``out/nb201_dev_scores.shard<i>.csv`` (the ``nasntk score`` CSV format, resumable);
+    ``benchmark`` merges the shards into its cache, so running the shards in parallel processes
+    is the same as one ``nasntk benchmark`` run. Every pNTK the scores compute (frozen and eval
+    BatchNorm, seed 0) is kept in ``out/nb201_kernels/<row>.npz`` for the configuration sweep.
+    """
+    i, k = (int(v) for v in args.shard.split("/"))
+    truth = bm.read_truth(TRUTH)
+    batch = nasntk.load_data(f"cifar10:{CIFAR}", args.n)
+    folder = OUT / "nb201_kernels"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "labels.npy", batch.y.numpy())
+    out = OUT / f"nb201_dev_scores.shard{i}.csv"
+    real = proxies._pntk
+    start, rows = time.time(), [r for r in range(len(truth)) if r % k == i]
+    for count, r in enumerate(rows, 1):
+        kernels: dict[str, np.ndarray] = {}
+
+        def recording(model, x, _kernels=kernels, **opts):
+            kern = real(model, x, **opts)
+            _kernels[f"K_{opts['bn']}"] = kern.detach().cpu().numpy()
+            return kern
+
+        proxies._pntk = recording
+        try:
+            for _ in bm.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n):
+                pass
+        finally:
+            proxies._pntk = real
+        if kernels:
+            tmp = folder / f"{r}.tmp.npz"
+            np.savez(tmp, **kernels)
+            os.replace(tmp, folder / f"{r}.npz")
+        if count % 25 == 0:
+            print(f"  shard {i}/{k}: {count}/{len(rows)}, {time.time() - start:.0f} s", flush=True)
+
+
+def merge_shards(cache: Path) -> None:
+    """Append the shard CSVs' rows that the cache lacks (same header) to the benchmark cache."""
+    import csv
+
+    shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"))
+    have = {(r["spec"], r["data"], r["n"]) for r in _read_csv(cache)} if cache.exists() else set()
+    for shard in shards:
+        rows = [r for r in _read_csv(shard) if (r["spec"], r["data"], r["n"]) not in have]
+        if not rows:
+            continue
+        new = not cache.exists()
+        with cache.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+        have |= {(r["spec"], r["data"], r["n"]) for r in rows}
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 # ================================================================================================
@@ -258,6 +326,8 @@ def sweep_setting(bn: str, n: int, seed: int, rows: list[int]) -> None:
     folder = _setting_dir(bn, n, seed)
     folder.mkdir(parents=True, exist_ok=True)
     truth = bm.read_truth(TRUTH)
+    if (n, seed) == (64, 0) and bn in ("frozen", "eval"):
+        _reuse_scored(bn, rows, folder)
     todo = [i for i in rows if not (folder / f"{i}.npz").exists()]
     if not todo:
         return
@@ -280,6 +350,51 @@ def sweep_setting(bn: str, n: int, seed: int, rows: list[int]) -> None:
             print(f"  {folder.name}: {count}/{len(todo)}", file=sys.stderr, flush=True)
 
 
+def _reuse_scored(bn: str, rows: list[int], folder: Path) -> None:
+    """Fill a (bn, N = 64, seed 0) setting from the kernels ``score`` kept: the same computation
+    (same images, same initialisation), so it is not repeated; its seconds are not known (nan)."""
+    kept = OUT / "nb201_kernels"
+    scores = OUT / "nb201_dev_scores.csv"
+    if not (kept / "labels.npy").exists() or not scores.exists():
+        return
+    truth = bm.read_truth(TRUTH)
+    by_spec = {r["spec"]: r for r in _read_csv(scores)}
+    np.save(folder / "labels.npy", np.load(kept / "labels.npy"))
+    for i in rows:
+        src, row = kept / f"{i}.npz", by_spec.get(truth.archs[i])
+        if (folder / f"{i}.npz").exists() or row is None or not src.exists():
+            continue
+        z = np.load(src)
+        if f"K_{bn}" not in z:
+            continue
+        item = {"K": z[f"K_{bn}"], "seconds": math.nan, "params": float(row["params"])}
+        if bn == "frozen":
+            item["naswot"] = float(row["naswot"])
+        np.savez(folder / f"{i}.npz", **item)
+
+
+def _weight_layers(arch: str) -> int:
+    """Number of weight tensors with ndim ≥ 2 (conv / linear layers) of a cell's network."""
+    space = get_space("nb201")
+    with torch.device("meta"):
+        model = space.build(space.parse(arch), num_classes=10)
+    return sum(p.ndim >= 2 for p in model.parameters())
+
+
+def _quantities(k: np.ndarray, labels: np.ndarray, arch: str) -> dict[str, float]:
+    try:
+        q = kernel_quantities(spectral.as_matrix(k), labels)
+    except spectral.ScoreUndefined:  # non-finite kernel: every quantity is missing
+        q = {}
+    q["weight_layers"] = float(_weight_layers(arch))
+    return q
+
+
+def _stack(per_cell: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    keys = sorted(set().union(*per_cell))
+    return {k: np.array([q.get(k, math.nan) for q in per_cell]) for k in keys}
+
+
 def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.ndarray] | None:
     """Per-cell quantities of a setting (None unless every subset cell is cached)."""
     folder = _setting_dir(bn, n, seed)
@@ -287,19 +402,37 @@ def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.n
     if not all(f.exists() for f in files):
         return None
     labels = np.load(folder / "labels.npy")
+    truth = bm.read_truth(TRUTH)
     per_cell = []
-    for f in files:
+    for i, f in zip(rows, files, strict=True):
         z = np.load(f)
-        try:
-            q = kernel_quantities(spectral.as_matrix(z["K"]), labels)
-        except spectral.ScoreUndefined:  # non-finite kernel: every quantity is missing
-            q = {}
+        q = _quantities(z["K"], labels, truth.archs[i])
         q.update(seconds=float(z["seconds"]), params=float(z["params"]))
         if "naswot" in z:
             q["naswot"] = float(z["naswot"])
         per_cell.append(q)
-    keys = sorted(set().union(*per_cell))
-    return {k: np.array([q.get(k, math.nan) for q in per_cell]) for k in keys}
+    return _stack(per_cell)
+
+
+def _load_scored(rows: list[int]) -> dict[tuple[str, int, int], dict[str, np.ndarray]]:
+    """The two N=64, seed-0 settings (frozen, eval) of every scored cell, from the kernels that
+    ``score`` kept (``out/nb201_kernels``) and the scores CSV (params, NASWOT, seconds)."""
+    folder = OUT / "nb201_kernels"
+    truth = bm.read_truth(TRUTH)
+    csv_rows = {r["spec"]: r for r in _read_csv(OUT / "nb201_dev_scores.csv")}
+    labels = np.load(folder / "labels.npy")
+    out: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+    for bn in ("frozen", "eval"):
+        per_cell = []
+        for i in rows:
+            z, row = np.load(folder / f"{i}.npz"), csv_rows[truth.archs[i]]
+            key = f"K_{bn}"  # absent when the default failed before it needed that kernel
+            q = _quantities(z[key], labels, truth.archs[i]) if key in z else {}
+            q.update(seconds=math.nan, params=float(row["params"]))  # row seconds: all scores
+            q["naswot"] = float(row["naswot"])
+            per_cell.append(q)
+        out[(bn, 64, 0)] = _stack(per_cell)
+    return out
 
 
 def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -357,27 +490,49 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
     e0 = s.get(("eval", 64, 0))
     if e0 is not None:
         two = "(frozen + eval kernels, N=64, seed 0)"
+        flat, cond2 = f0["flat_corr_c"], e0["cond_no_top"]
         cfg[f"log10 params − log κ(frozen) − log κ centred(eval) {two}"] = (
             logp - f0["cond"] - e0["cond_c"]
         )
-        cfg[f"log10 params + log flatness centred corr.(frozen) − log λ2/λmin(eval) {two}"] = (
-            logp + f0["flat_corr_c"] - e0["cond_no_top"]
+        cfg[f"log10 params + log flatness(frozen) − log κ centred(eval) {two}"] = (
+            logp + flat - e0["cond_c"]
         )
+        cfg[f"log10 params + log flatness(frozen) + log flatness centred(eval) {two}"] = (
+            logp + flat + e0["flat_c"]
+        )
+        cfg[f"**default**: log10 params + log flatness(frozen) − log λ2/λmin(eval) {two}"] = (
+            logp + flat - cond2
+        )
+        layers = np.log10(f0["weight_layers"])
+        cfg["log10 #weight layers (not a pNTK score; explored only)"] = layers
+        cfg[f"log10 params + log10 #weight layers + log flatness(frozen) {two}"] = (
+            logp + layers + flat
+        )
+        cfg[f"default + log10 #weight layers {two}"] = logp + layers + flat - cond2
     return cfg
 
 
 def run_configs(args: argparse.Namespace) -> None:
-    rows = subset_cells(args.subset, args.offset)
     truth = bm.read_truth(TRUTH)
-    wanted = args.settings
-    for bn, n, seed in SETTINGS:
-        if wanted is None or f"{bn}_n{n}_s{seed}" in wanted:
-            sweep_setting(bn, n, seed, rows)
-    loaded = {st: _load_setting(*st, rows) for st in SETTINGS}
-    loaded = {st: v for st, v in loaded.items() if v is not None}
+    if args.full:  # every cell ``score`` kept the kernels of (N = 64, seed 0, frozen + eval)
+        folder = OUT / "nb201_kernels"
+        merge_shards(OUT / "nb201_dev_scores.csv")
+        scored = {r["spec"] for r in _read_csv(OUT / "nb201_dev_scores.csv")}
+        rows = [i for i in range(len(truth))
+                if (folder / f"{i}.npz").exists() and truth.archs[i] in scored]  # fmt: skip
+        loaded = _load_scored(rows)
+        where = "the cells scored by `score`, N = 64, seed 0"
+    else:
+        rows = subset_cells(args.subset, args.offset)
+        wanted = args.settings
+        for bn, n, seed in SETTINGS:
+            if wanted is None or f"{bn}_n{n}_s{seed}" in wanted:
+                sweep_setting(bn, n, seed, rows)
+        loaded = {st: _load_setting(*st, rows) for st in SETTINGS}
+        loaded = {st: v for st, v in loaded.items() if v is not None}
+        where = f"permutation rows {args.offset}..{args.offset + len(rows) - 1}"
     cfg = configurations(loaded)
     acc = {c: truth.columns[c][rows] for c in COLUMNS}
-    where = f"permutation rows {args.offset}..{args.offset + len(rows) - 1}"
     print(f"\n## Configurations on {len(rows)} dev cells ({where}), CIFAR-10 images\n")
     print(
         "Kendall τ [95 % bootstrap CI, 1000 resamples of cells]; higher score = predicted better;"
@@ -388,8 +543,8 @@ def run_configs(args: argparse.Namespace) -> None:
     for name, v in cfg.items():
         cells = [_ci(bm.orient(v), acc[c]) for c in COLUMNS]
         secs = [np.nanmean(q["seconds"]) for (bn, n, sd), q in loaded.items()
-                if f"bn={bn}, N={n}, seed {sd}" in name]  # fmt: skip
-        sec = f"{secs[0]:.2f}" if secs else ""
+                if f"bn={bn}, N={n}, seed {sd}" in name and np.isfinite(q["seconds"]).any()]  # fmt: skip
+        sec = f"{secs[0]:.2f}" if secs and np.isfinite(secs[0]) else ""
         print(f"| {name} | " + " | ".join(cells) + f" | {sec} |")
 
 
@@ -402,15 +557,21 @@ def main() -> None:
     b.add_argument("--limit", type=int, default=None, help="first K dev cells only")
     b.add_argument("--n", type=int, default=64, help="images per kernel")
     b.add_argument("--time-cells", type=int, default=50, help="cells to time `default` alone on")
+    sc = sub.add_parser("score", help="score one shard of the dev split (run shards in parallel)")
+    sc.add_argument("--shard", default="0/1", help="i/k: rows r with r %% k == i")
+    sc.add_argument("--n", type=int, default=64, help="images per kernel")
     c = sub.add_parser("configs", help="the configuration sweep on a subset")
     c.add_argument("--subset", type=int, default=200, help="number of dev cells (fixed seed)")
     c.add_argument("--offset", type=int, default=0, help="start row in the fixed permutation")
     c.add_argument("--settings", nargs="*", default=None, help="only these kernel settings")
+    c.add_argument("--full", action="store_true", help="every cell `score` kept kernels of")
     args = parser.parse_args()
     if not TRUTH.is_file() or not CIFAR.is_file():
         sys.exit(f"shared data not found under {SHARED} (set NASNTK_SHARED)")
     if args.part == "benchmark":
         run_benchmark(args)
+    elif args.part == "score":
+        run_score(args)
     else:
         run_configs(args)
 

@@ -72,11 +72,7 @@ def compute_scores(archs: list[str], data: str, n: int, cache: Path) -> dict[str
     benchmark = importlib.import_module("nasntk.benchmark")
     cache.parent.mkdir(parents=True, exist_ok=True)
     start, done = time.perf_counter(), 0
-    # implementation="vmap": the same kernel (to ~1e-9) as "auto"; "structured" currently leaks
-    # ~0.3 GB per call (an autograd-hook reference cycle), which OOMs a 1,500-cell table.
-    rows = benchmark.score_specs(
-        "nb201", archs, data=data, out=cache, scores=["default"], n=n, implementation="vmap"
-    )
+    rows = benchmark.score_specs("nb201", archs, data=data, out=cache, scores=["default"], n=n)
     for done, _ in enumerate(rows, start=1):
         if done % 50 == 0:
             rate = (time.perf_counter() - start) / done

@@ -4,8 +4,9 @@ Two jobs, both behind ``nasntk score`` / ``nasntk benchmark``:
 
 1. :func:`score_specs` — score a list of specs of one search space on one image batch and stream a
    row per spec (text form, every score, params, FLOPs, seconds). With ``out=`` the rows go to a CSV
-   that is *resumable*: rows already there (same spec, same data/n/seeds/bn, every asked score
-   present) are not recomputed, and each new row is appended and flushed as soon as it is done.
+   that is *resumable*: for a spec already there with the same configuration (data, n, seeds, bn,
+   options) only the scores it still lacks are computed (none if it has them all), and each new
+   row is appended and flushed as soon as it is done, so an interrupted run loses nothing.
 2. :func:`benchmark` — score the cells of a ground-truth CSV (columns ``arch`` and ``*_acc``) and
    measure, for every score s and every accuracy column a,
 

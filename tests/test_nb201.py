@@ -274,3 +274,18 @@ def test_suggest_with_optuna(space: NB201Space) -> None:
         grid.tell(trial, 0.0)
     assert len(seen) == 30
     assert len(list(itertools.product(*space.grid().values()))) == 15625
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 8, 8), (2, 4, 7, 5), (4, 1, 1), (6, 2, 3)])
+def test_fast_avg_pool_equals_torch_avg_pool_values_and_gradients(shape):
+    from nasntk.search_spaces.nb201 import AvgPool3x3
+
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    ref_pool = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    got, ref = AvgPool3x3()(x), ref_pool(x)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    w = torch.randn_like(ref)
+    (g_got,) = torch.autograd.grad((got * w).sum(), x)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-12, atol=1e-12)

@@ -265,16 +265,66 @@ def test_compute_pntk_scores_match_naive_kernel_and_share_one_kernel(monkeypatch
         spectral.condition_number(spectral.centered_eigenvalues(ref_k)), rel=1e-4
     )
     # default = log10 #params + mean log10(λ/λ̄) over the centred correlation pNTK's eigenvalues
-    corr = ref_k / np.sqrt(np.outer(np.diag(ref_k), np.diag(ref_k)))
-    h = np.eye(len(corr)) - 1.0 / len(corr)
-    lam = np.linalg.eigvalsh(h @ corr @ h)[1:]  # drop the structural zero (eigenvector 1)
-    n_params = sum(p.numel() for p in model.parameters())
-    expected = math.log10(n_params) + np.mean(np.log10(lam / lam.mean()))
-    assert got["default"] == pytest.approx(expected, rel=1e-4)
+    # − log10 λ2/λmin of the eval-mode pNTK (here the same kernel: bn="eval")
+    assert got["default"] == pytest.approx(naive_default(model, ref_k, ref_k), rel=1e-4)
     krr = spectral.kernel_regression_scores(ref_k, batch.y, 4, ridge=1e-2)
     assert got["pntk_krr"] == pytest.approx(krr["accuracy"])
     assert got["pntk_krr_mse"] == pytest.approx(krr["mse"], rel=1e-4)
     assert got["reasons"] == {}
+
+
+def naive_default(model: nn.Module, k: np.ndarray, k_eval: np.ndarray) -> float:
+    """The default score from its definition, with plain numpy."""
+    corr = k / np.sqrt(np.outer(np.diag(k), np.diag(k)))
+    h = np.eye(len(corr)) - 1.0 / len(corr)
+    lam = np.linalg.eigvalsh(h @ corr @ h)[1:]  # drop the structural zero (eigenvector 1)
+    ev = np.linalg.eigvalsh(k_eval)
+    n_params = sum(p.numel() for p in model.parameters())
+    return math.log10(n_params) + np.mean(np.log10(lam / lam.mean())) - math.log10(ev[-2] / ev[0])
+
+
+def naive_pntk_bn(model: nn.Module, x: torch.Tensor, bn: str) -> torch.Tensor:
+    """naive_pntk with BN in eval mode, or ("frozen") normalising with x's mean/biased variance."""
+    model = copy.deepcopy(model).eval()
+    if bn == "frozen":
+
+        def use_batch_stats(m: nn.Module, inputs: tuple) -> None:
+            m.running_mean.copy_(inputs[0].mean((0, 2, 3)))
+            m.running_var.copy_(inputs[0].var((0, 2, 3), unbiased=False))
+
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        hooks = [m.register_forward_pre_hook(use_batch_stats) for m in bns]
+        with torch.no_grad():
+            model(x)
+        for h in hooks:
+            h.remove()
+    return naive_pntk(model, x)
+
+
+def test_default_uses_the_frozen_kernel_and_the_eval_mode_kernel(monkeypatch):
+    pytest.importorskip("nasntk.kernels")
+    modes = []
+    real = proxies._pntk
+
+    def recording(model, x, **kwargs):
+        modes.append(kwargs["bn"])
+        return real(model, x, **kwargs)
+
+    monkeypatch.setattr(proxies, "_pntk", recording)
+    torch.manual_seed(0)
+    model = small_cnn(bn=True)
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2.0)  # BN affine away from identity
+    batch = toy_batch()
+    got = proxies.compute(model, batch, ["default", "pntk_cond"], bn="frozen")
+    assert modes == ["frozen", "eval"]  # one kernel per mode, the frozen one shared
+    k_frozen = naive_pntk_bn(model, batch.x, "frozen").numpy()
+    k_eval = naive_pntk_bn(model, batch.x, "eval").numpy()
+    assert not np.allclose(k_frozen, k_eval, rtol=1e-2)
+    assert got["default"] == pytest.approx(naive_default(model, k_frozen, k_eval), rel=1e-4)
+    modes.clear()  # without BatchNorm every mode gives the same kernel: it is computed once
+    proxies.compute(small_cnn(bn=False), batch, ["default"], bn="frozen")
+    assert modes == ["frozen"]
 
 
 def test_compute_is_deterministic_under_a_seed_and_averages_seeds(monkeypatch):
