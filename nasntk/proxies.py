@@ -426,9 +426,10 @@ def default_score(ctx: Context) -> float:
 
     The three terms are logs of a count and two ratios, summed with weight 1 (so the ranking
     does not depend on the log base): nothing is fitted, and the score is per candidate (no
-    population ranks). Chosen by measurement on NAS-Bench-201 dev cells (N = 64 CIFAR-10
-    images, one initialisation; experiments/nb201_ranking.py, README): the flatness and κ₂
-    terms were picked on 200 cells and confirmed on 200 others.
+    population ranks). Chosen by measurement on the 1,500 NAS-Bench-201 dev cells (N = 64
+    CIFAR-10 images, one initialisation; ``experiments/nb201_ranking.py``, experiments/README.md):
+    Kendall τ 0.674 / 0.657 / 0.609 against CIFAR-10 / CIFAR-100 / ImageNet16 accuracy, where
+    #params gives 0.574 / 0.549 / 0.515 and NASWOT 0.625 / 0.633 / 0.612.
     """
     flat = _log10_flatness(_centred_correlation_eigenvalues(ctx), "centred pNTK correlation")
     cond = _log10_cond_without_top(spectral.eigenvalues(_eval_kernel(ctx)), "eval-mode pNTK")
