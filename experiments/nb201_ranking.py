@@ -8,10 +8,11 @@ Two parts, both resumable (per-cell results are cached in CSVs under experiments
    per cell of the ``default`` score alone (timed on ``--time-cells`` cells with 2 threads) and
    scatter plots of the default score against each accuracy column
    (experiments/out/nb201_default_scatter.png).
-2. ``configs``: the configuration sweep behind the default — pNTK spectra under each BatchNorm
-   mode (eval / frozen / batch), N, initialisation seed; centring; kernel regression (split,
-   ridge, leave-one-out); and per-candidate aggregations with fixed weights — on a fixed-seed
-   subset of dev cells, each configuration reported with bootstrap 95 % CIs of τ.
+2. ``configs``: the configuration sweep behind the default — pNTK spectra under the eval and
+   frozen BatchNorm modes ("batch" is too slow to sweep), N, initialisation seed; centring;
+   kernel regression (split, ridge, leave-one-out); per-candidate aggregations with fixed weights
+   — on all scored cells (``--full``, from the kernels ``score`` kept) or on a fixed-seed subset
+   (``--subset``), each configuration reported with bootstrap 95 % CIs of τ.
 
     python experiments/nb201_ranking.py score --shard 0/2 &   # the 1,500 cells, 2 processes,
     python experiments/nb201_ranking.py score --shard 1/2 &   # resumable; also keeps each K
