@@ -26,6 +26,7 @@ data/nb201/nb201_dev.csv. Run with ``OMP_NUM_THREADS=1`` on a shared machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import math
@@ -199,22 +200,19 @@ def run_score(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "labels.npy", batch.y.numpy())
     out = OUT / f"nb201_dev_scores.shard{i}.csv"
-    real = proxies._pntk
     start, rows = time.time(), [r for r in range(len(truth)) if r % k == i]
     for count, r in enumerate(rows, 1):
         kernels: dict[str, np.ndarray] = {}
 
         def recording(model, x, _kernels=kernels, **opts):
-            kern = real(model, x, **opts)
+            kern = nasntk.pntk(model, x, **opts)
             _kernels[f"K_{opts['bn']}"] = kern.detach().cpu().numpy()
             return kern
 
-        proxies._pntk = recording
-        try:
-            for _ in bm.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n):
-                pass
-        finally:
-            proxies._pntk = real
+        keep = functools.partial(proxies.compute, kernel_fn=recording)
+        for _ in bm.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n,
+                                compute=keep, scores=proxies.names()):  # fmt: skip
+            pass
         if kernels:
             tmp = folder / f"{r}.tmp.npz"
             np.savez(tmp, **kernels)

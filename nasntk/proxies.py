@@ -489,6 +489,7 @@ def compute(
     bn: str = "frozen",
     device: Union[str, torch.device] = "cpu",
     seed: int = 0,
+    kernel_fn: Optional[Callable[..., torch.Tensor]] = None,
     **opts: Any,
 ) -> dict[str, Any]:
     """Compute the named scores of a model (or of ``seeds`` fresh initialisations of a builder).
@@ -502,6 +503,9 @@ def compute(
         bn: BatchNorm mode of the kernel and the forward passes: ``"eval"`` | ``"batch"`` |
             ``"frozen"`` (see :mod:`nasntk.kernels` and :func:`nasntk.baselines.forward_mode`).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``; the model is moved there.
+        kernel_fn: the pNTK function, ``kernel_fn(model, x, bn=, dtype=, device=, **opts)``
+            (default :func:`nasntk.kernels.pntk`): e.g. a wrapper that keeps every kernel, or
+            another implementation. It is called once per BatchNorm mode a score needs.
         opts: ``train_frac`` (0.5) and ``ridge`` (1e-3) of the regression; ``params``,
             ``chunk_size``, ``max_memory``, ``implementation`` for ``nasntk.kernels.pntk``.
 
@@ -560,7 +564,7 @@ def compute(
             kernel_opts=kernel_opts,
             train_frac=train_frac,
             ridge=ridge,
-            kernel_fn=_pntk,
+            kernel_fn=kernel_fn or _pntk,
         )
         for name in score_names:
             value, why = _score_one(get(name), ctx)

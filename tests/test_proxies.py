@@ -573,3 +573,23 @@ def test_compute_leaves_the_model_unchanged(monkeypatch):
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert net.training and all(p.grad is None for p in net.parameters())
+
+
+def test_compute_takes_a_kernel_function_and_calls_it_once_per_bn_mode():
+    pytest.importorskip("nasntk.kernels")
+    calls = []
+
+    def keeping(model, x, **kwargs):
+        k = naive_pntk_bn(model, x, kwargs["bn"])
+        calls.append((kwargs["bn"], k))
+        return k
+
+    torch.manual_seed(0)
+    model = small_cnn(bn=True)
+    batch = toy_batch()
+    got = proxies.compute(model, batch, ["default", "pntk_cond"], bn="frozen", kernel_fn=keeping)
+    assert [bn for bn, _ in calls] == ["frozen", "eval"]
+    k_frozen, k_eval = (k.numpy() for _, k in calls)
+    assert got["default"] == pytest.approx(naive_default(model, k_frozen, k_eval), rel=1e-6)
+    lam = np.linalg.eigvalsh(k_frozen)
+    assert got["pntk_cond"] == pytest.approx(math.log10(lam[-1] / lam[0]), rel=1e-6)
