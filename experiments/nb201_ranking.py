@@ -226,9 +226,9 @@ def merge_shards(cache: Path) -> None:
     import csv
 
     shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"))
-    have = {(r["spec"], r["data"], r["n"]) for r in _read_csv(cache)} if cache.exists() else set()
+    have = {(r["spec"], r["data"], r["n"]) for r in bm.read_rows(cache)}
     for shard in shards:
-        rows = [r for r in _read_csv(shard) if (r["spec"], r["data"], r["n"]) not in have]
+        rows = [r for r in bm.read_rows(shard) if (r["spec"], r["data"], r["n"]) not in have]
         if not rows:
             continue
         new = not cache.exists()
@@ -238,13 +238,6 @@ def merge_shards(cache: Path) -> None:
                 writer.writeheader()
             writer.writerows(rows)
         have |= {(r["spec"], r["data"], r["n"]) for r in rows}
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 # ================================================================================================
@@ -388,7 +381,7 @@ def _reuse_scored(bn: str, rows: list[int], folder: Path) -> None:
     if not (kept / "labels.npy").exists() or not scores.exists():
         return
     truth = bm.read_truth(TRUTH)
-    by_spec = {r["spec"]: r for r in _read_csv(scores)}
+    by_spec = {r["spec"]: r for r in bm.read_rows(scores)}
     np.save(folder / "labels.npy", np.load(kept / "labels.npy"))
     for i in rows:
         src, row = kept / f"{i}.npz", by_spec.get(truth.archs[i])
@@ -403,6 +396,7 @@ def _reuse_scored(bn: str, rows: list[int], folder: Path) -> None:
         np.savez(folder / f"{i}.npz", **item)
 
 
+@functools.cache
 def _weight_layers(arch: str) -> int:
     """Number of weight tensors with ndim ≥ 2 (conv / linear layers) of a cell's network."""
     space = get_space("nb201")
@@ -449,20 +443,19 @@ def _load_scored(rows: list[int]) -> dict[tuple[str, int, int], dict[str, np.nda
     ``score`` kept (``out/nb201_kernels``) and the scores CSV (params, NASWOT, seconds)."""
     folder = OUT / "nb201_kernels"
     truth = bm.read_truth(TRUTH)
-    csv_rows = {r["spec"]: r for r in _read_csv(OUT / "nb201_dev_scores.csv")}
+    csv_rows = {r["spec"]: r for r in bm.read_rows(OUT / "nb201_dev_scores.csv")}
     labels = np.load(folder / "labels.npy")
-    out: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
-    for bn in ("frozen", "eval"):
-        per_cell = []
-        for i in rows:
-            z, row = np.load(folder / f"{i}.npz"), csv_rows[truth.archs[i]]
+    per_bn: dict[str, list[dict[str, float]]] = {"frozen": [], "eval": []}
+    for i in rows:
+        z, arch = np.load(folder / f"{i}.npz"), truth.archs[i]
+        row = csv_rows[arch]
+        for bn, per_cell in per_bn.items():
             key = f"K_{bn}"  # absent when the default failed before it needed that kernel
-            q = _quantities(z[key], labels, truth.archs[i]) if key in z else {}
+            q = _quantities(z[key], labels, arch) if key in z else {}
             q.update(seconds=math.nan, params=float(row["params"]))  # row seconds: all scores
             q["naswot"] = float(row["naswot"])
             per_cell.append(q)
-        out[(bn, 64, 0)] = _stack(per_cell)
-    return out
+    return {(bn, 64, 0): _stack(per_cell) for bn, per_cell in per_bn.items()}
 
 
 def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -573,7 +566,7 @@ def run_configs(args: argparse.Namespace) -> None:
     if args.full:  # every cell ``score`` kept the kernels of (N = 64, seed 0, frozen + eval)
         folder = OUT / "nb201_kernels"
         merge_shards(OUT / "nb201_dev_scores.csv")
-        scored = {r["spec"] for r in _read_csv(OUT / "nb201_dev_scores.csv")}
+        scored = {r["spec"] for r in bm.read_rows(OUT / "nb201_dev_scores.csv")}
         rows = [i for i in range(len(truth))
                 if (folder / f"{i}.npz").exists() and truth.archs[i] in scored]  # fmt: skip
         loaded = _load_scored(rows)

@@ -120,6 +120,12 @@ def get(name: str) -> Proxy:
 # ------------------------------------------------------------------------------------------------
 # The per-model context: shared, cached intermediate results
 # ------------------------------------------------------------------------------------------------
+def _has_batchnorm(model: nn.Module) -> bool:
+    from nasntk.kernels.prepare import batchnorms
+
+    return bool(batchnorms(model))
+
+
 def _pntk(model: nn.Module, x: torch.Tensor, **opts: Any) -> torch.Tensor:
     from nasntk.kernels import pntk
 
@@ -166,21 +172,26 @@ class Context:
             raise value
         return value
 
-    def kernel(self) -> np.ndarray:
-        """The pNTK of the batch, N×N float64 (non-finite entries → ScoreUndefined)."""
+    def kernel(self, bn: Optional[str] = None) -> np.ndarray:
+        """The pNTK of the batch, N×N float64 (non-finite entries → ScoreUndefined), with
+        BatchNorm in mode ``bn`` (default: the context's). One kernel per mode, computed once;
+        without BatchNorm layers every mode gives the context's kernel."""
+        mode = bn or self.bn
+        if mode != self.bn and not _has_batchnorm(self.model):
+            mode = self.bn
 
         def make() -> np.ndarray:
             k = self.kernel_fn(
                 self.model,
                 self.x,
-                bn=self.bn,
+                bn=mode,
                 dtype=torch.float64,
                 device=self.device,
                 **self.kernel_opts,
             )
             return spectral.as_matrix(k)
 
-        return self._cached("kernel", make)
+        return self._cached("kernel" if mode == self.bn else f"kernel_{mode}", make)
 
     def eigenvalues(self) -> np.ndarray:
         return self._cached("eigs", lambda: spectral.eigenvalues(self.kernel()))
@@ -372,22 +383,6 @@ def _centred_correlation_eigenvalues(ctx: Context) -> np.ndarray:
     return ctx._cached("corr_ceigs", make)
 
 
-def _eval_kernel(ctx: Context) -> np.ndarray:
-    """The pNTK with BatchNorm in eval mode (at init: the identity); the context's own kernel when
-    that is already eval mode or the model has no BatchNorm (then every mode gives the same K)."""
-
-    def make() -> np.ndarray:
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ctx.model.modules())
-        if ctx.bn == "eval" or not has_bn:
-            return ctx.kernel()
-        k = ctx.kernel_fn(
-            ctx.model, ctx.x, bn="eval", dtype=torch.float64, device=ctx.device, **ctx.kernel_opts
-        )
-        return spectral.as_matrix(k)
-
-    return ctx._cached("kernel_eval", make)
-
-
 def _log10_cond_without_top(eigs: np.ndarray, what: str) -> float:
     """log10 λ₂/λmin: the condition number once the dominant eigenvalue λ₁ is set aside."""
     lam = np.asarray(eigs, dtype=np.float64)
@@ -432,7 +427,7 @@ def default_score(ctx: Context) -> float:
     #params gives 0.574 / 0.549 / 0.515 and NASWOT 0.625 / 0.633 / 0.612.
     """
     flat = _log10_flatness(_centred_correlation_eigenvalues(ctx), "centred pNTK correlation")
-    cond = _log10_cond_without_top(spectral.eigenvalues(_eval_kernel(ctx)), "eval-mode pNTK")
+    cond = _log10_cond_without_top(spectral.eigenvalues(ctx.kernel("eval")), "eval-mode pNTK")
     return math.log10(baselines.params(ctx.model)) + flat - cond
 
 
