@@ -127,7 +127,7 @@ class AvgPool3x3(nn.AvgPool2d):
 
     y[h, w] = Σ_{|i|,|j| ≤ 1} x[h+i, w+j] / #{in-image neighbours of (h, w)}: a 1×3 then a 3×1
     sum over the zero-padded input, divided by the same sums of an all-ones image. Same values as
-    ``nn.AvgPool2d`` (to float rounding), 3–5× faster forward + backward on CPU, where the pooling
+    ``nn.AvgPool2d`` (to float rounding), 3–4× faster forward + backward on CPU, where the pooling
     kernel was the largest single cost of a cell's pNTK.
     """
 
