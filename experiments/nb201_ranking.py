@@ -16,6 +16,8 @@ Two parts, both resumable (per-cell results are cached in CSVs under experiments
 
     python experiments/nb201_ranking.py score --shard 0/2 &   # the 1,500 cells, 2 processes,
     python experiments/nb201_ranking.py score --shard 1/2 &   # resumable; also keeps each K
+    python experiments/nb201_ranking.py score --shard 0/2 --scores default &  # after changing
+    python experiments/nb201_ranking.py score --shard 1/2 --scores default &  # one score
     python experiments/nb201_ranking.py benchmark [--limit K]
     python experiments/nb201_ranking.py configs [--subset 200]
 
@@ -199,7 +201,9 @@ def run_score(args: argparse.Namespace) -> None:
     folder = OUT / "nb201_kernels"
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "labels.npy", batch.y.numpy())
-    out = OUT / f"nb201_dev_scores.shard{i}.csv"
+    names = args.scores or proxies.names()
+    tag = "" if args.scores is None else "." + "+".join(names)  # a rescore: rows of its own
+    out = OUT / f"nb201_dev_scores.shard{i}{tag}.csv"
     start, rows = time.time(), [r for r in range(len(truth)) if r % k == i]
     for count, r in enumerate(rows, 1):
         kernels: dict[str, np.ndarray] = {}
@@ -211,7 +215,7 @@ def run_score(args: argparse.Namespace) -> None:
 
         keep = functools.partial(proxies.compute, kernel_fn=recording)
         for _ in bm.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n,
-                                compute=keep, scores=proxies.names()):  # fmt: skip
+                                compute=keep, scores=names):  # fmt: skip
             pass
         if kernels:
             tmp = folder / f"{r}.tmp.npz"
@@ -222,22 +226,30 @@ def run_score(args: argparse.Namespace) -> None:
 
 
 def merge_shards(cache: Path) -> None:
-    """Append the shard CSVs' rows that the cache lacks (same header) to the benchmark cache."""
+    """Append the shard CSVs' rows that the cache lacks to the benchmark cache, full runs
+    (``shard<i>.csv``) before rescores (``shard<i>.<scores>.csv``): the cache reader merges a
+    spec's rows with later values winning, so a rescored score replaces the earlier one (and
+    its seconds add to the cell's)."""
     import csv
 
-    shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"))
-    have = {(r["spec"], r["data"], r["n"]) for r in bm.read_rows(cache)}
+    def key(r: dict[str, str]) -> tuple:
+        scores = frozenset(c for c, v in r.items() if v and c not in bm.META_COLUMNS)
+        return r["spec"], r["data"], r["n"], scores
+
+    shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"), key=lambda p: (p.name.count("."), p))
+    have = {key(r) for r in bm.read_rows(cache)}
     for shard in shards:
-        rows = [r for r in bm.read_rows(shard) if (r["spec"], r["data"], r["n"]) not in have]
+        rows = [r for r in bm.read_rows(shard) if key(r) not in have]
         if not rows:
             continue
+        fields = list(bm.read_rows(cache)[0]) if cache.exists() else list(rows[0])
         new = not cache.exists()
         with cache.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(fh, fieldnames=fields, restval="")
             if new:
                 writer.writeheader()
             writer.writerows(rows)
-        have |= {(r["spec"], r["data"], r["n"]) for r in rows}
+        have |= {key(r) for r in rows}
 
 
 # ================================================================================================
@@ -309,6 +321,10 @@ def kernel_quantities(k: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     q["flat_corr"] = log_flatness(spectral.eigenvalues(corr))
     q["flat_corr_c"] = log_flatness(spectral.centered_eigenvalues(corr))
     q["cond_no_top"] = math.log10(eigs[-2] / eigs[0]) if eigs[0] > 0 else math.inf
+    rest = eigs[:-1]  # the top eigenvalue set aside
+    ok = eigs[0] > len(eigs) * np.finfo(float).eps * eigs[-1]
+    q["min_am_no_top"] = math.log10(rest[0] / rest.mean()) if ok else -math.inf
+    q["min_gm_no_top"] = float(np.log10(rest[0]) - np.log10(rest).mean()) if ok else -math.inf
     yy = targets @ targets.T
     q["kta_c"] = float(np.sum(kc * yy) / (np.linalg.norm(kc) * np.linalg.norm(yy) + 1e-300))
     return q
@@ -476,6 +492,8 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         if seed != 0:
             continue
         cfg[f"−log λ2/λmin, top eigenvalue dropped ({tag})"] = -q["cond_no_top"]
+        cfg[f"log λmin/AM, top eigenvalue dropped ({tag})"] = q["min_am_no_top"]
+        cfg[f"log λmin/GM, top eigenvalue dropped ({tag})"] = q["min_gm_no_top"]
         cfg[f"log λmin ({tag})"] = q["log_lmin"]
         cfg[f"log tr K ({tag})"] = q["log_trace"]
         cfg[f"eff. rank centred ({tag})"] = q["eff_rank_c"]
@@ -523,28 +541,40 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         cfg[f"log10 params + log flatness(frozen) + log flatness centred(eval) {two}"] = (
             logp + flat + e0["flat_c"]
         )
-        cfg[f"**default**: log10 params + log flatness(frozen) − log λ2/λmin(eval) {two}"] = (
+        slow = e0["min_gm_no_top"]
+        cfg[f"previous default: log10 params + log flatness(frozen) − log λ2/λmin(eval) {two}"] = (
             logp + flat - cond2
+        )
+        cfg[f"log10 params + log flatness(frozen) + log λmin/AM(eval), top dropped {two}"] = (
+            logp + flat + e0["min_am_no_top"]
+        )
+        cfg[f"**default**: log10 params + log flatness(frozen) + log λmin/GM(eval) {two}"] = (
+            logp + flat + slow
         )
         layers = np.log10(f0["weight_layers"])
         cfg["log10 #weight layers (not a pNTK score; explored only)"] = layers
         cfg[f"log10 params + log10 #weight layers + log flatness(frozen) {two}"] = (
             logp + layers + flat
         )
-        cfg[f"default + log10 #weight layers {two}"] = logp + layers + flat - cond2
+        cfg[f"previous default + log10 #weight layers {two}"] = logp + layers + flat - cond2
+        cfg[f"default + log10 #weight layers {two}"] = logp + layers + flat + slow
         for n_, seed_ in ((32, 0), (128, 0), (64, 1), (64, 2)):
             fr, ev = s.get(("frozen", n_, seed_)), s.get(("eval", n_, seed_))
             if fr is not None and ev is not None:
-                cfg[f"default at N={n_}, seed {seed_} (frozen + eval kernels)"] = (
-                    logp + fr["flat_corr_c"] - ev["cond_no_top"]
-                )
+                tag = f"N={n_}, seed {seed_} (frozen + eval kernels)"
+                cfg[f"previous default at {tag}"] = logp + fr["flat_corr_c"] - ev["cond_no_top"]
+                cfg[f"default at {tag}"] = logp + fr["flat_corr_c"] + ev["min_gm_no_top"]
         runs = [(s.get(("frozen", 64, k)), s.get(("eval", 64, k))) for k in range(3)]
         if all(fr is not None and ev is not None for fr, ev in runs):
             cfg["default, mean of its value over seeds 0, 1, 2 (N=64)"] = logp + np.mean(
-                [fr["flat_corr_c"] - ev["cond_no_top"] for fr, ev in runs], axis=0
+                [fr["flat_corr_c"] + ev["min_gm_no_top"] for fr, ev in runs], axis=0
             )
-        terms = (logp, flat, -cond2)
+        old_terms = (logp, flat, -cond2)
         cfg[f"rank mean of (log10 params, log flatness(frozen), −log λ2/λmin(eval)) {two}"] = (
+            _rank_mean(*old_terms)
+        )
+        terms = (logp, flat, slow)
+        cfg[f"rank mean of (log10 params, log flatness(frozen), log λmin/GM(eval)) {two}"] = (
             _rank_mean(*terms)
         )
         cfg[f"rank mean of (default, naswot) — naswot is not a pNTK score {two}"] = _rank_mean(
@@ -611,6 +641,9 @@ def main() -> None:
     sc = sub.add_parser("score", help="score one shard of the dev split (run shards in parallel)")
     sc.add_argument("--shard", default="0/1", help="i/k: rows r with r %% k == i")
     sc.add_argument("--n", type=int, default=64, help="images per kernel")
+    sc.add_argument(
+        "--scores", nargs="+", default=None, help="rescore only these (rows of their own)"
+    )
     c = sub.add_parser("configs", help="the configuration sweep on a subset")
     c.add_argument("--subset", type=int, default=200, help="number of dev cells (fixed seed)")
     c.add_argument("--offset", type=int, default=0, help="start row in the fixed permutation")

@@ -37,6 +37,7 @@ __all__ = [
     "forward_mode",
     "grad_norm",
     "jacob_cov",
+    "live_params",
     "logits",
     "loss_gradients",
     "naswot",
@@ -103,6 +104,34 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 def params(model: nn.Module) -> float:
     """Number of trainable parameters, Σ numel(θ) over parameters with ``requires_grad``."""
     return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def live_params(model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: int = 0) -> float:
+    """Trainable parameters the output depends on: Σ numel(θ_l) over the parameter tensors θ_l
+    with ∂(Σ_n w_n f̄(x_n))/∂θ_l ≠ 0, where f̄ = Σ_j f_j/√O is the pNTK's summed logit, x_n the
+    first ``samples`` inputs and w ~ N(0, I) (seeded), BatchNorm in eval mode. (Ours, not a
+    published baseline.)
+
+    A tensor counts when it contributes to the pNTK: its part of the trace, Σ_n ‖∂f̄(x_n)/∂θ_l‖²,
+    is non-zero (the random weights w make an exact cancellation a probability-zero event).
+    Parameters behind a multiplication by zero (NAS-Bench-201's ``none`` edge), fed only zeros, or
+    cut off from the output have an identically zero gradient, at initialisation and all through
+    gradient-descent training: they are not capacity. Equals :func:`params` for a model without
+    such parameters.
+    """
+    tensors = [p for p in model.parameters() if p.requires_grad]
+    if not tensors:
+        return 0.0
+    xs = x[: max(1, samples)]
+    with forward_mode(model, "eval"), torch.enable_grad():
+        out = logits(model(xs))
+        gen = torch.Generator().manual_seed(seed)
+        w = torch.randn(out.shape[0], generator=gen, dtype=torch.float64)
+        fbar = out.sum(1) / math.sqrt(out.shape[1])
+        grads = torch.autograd.grad((w.to(fbar) * fbar).sum(), tensors, allow_unused=True)
+    return float(
+        sum(p.numel() for p, g in zip(tensors, grads, strict=True) if g is not None and g.any())
+    )
 
 
 def flops(model: nn.Module, x: torch.Tensor) -> float:

@@ -22,8 +22,9 @@ pNTK scores (K = ``nasntk.kernels.pntk(model, batch.x, bn=..., dtype=torch.float
     pntk_eff_rank       exp(entropy of λ/Σλ), Roy & Vetterli 2007                (maximize)
 
 (definitions in :mod:`nasntk.spectral`); baselines (:mod:`nasntk.baselines`): ``params``,
-``flops``, ``naswot``, ``synflow``, ``snip``, ``grad_norm``, ``jacob_cov``; and ``default``, the
-score ``nasntk search`` optimises (see :func:`default_score`).
+``flops``, ``naswot``, ``synflow``, ``snip``, ``grad_norm``, ``jacob_cov``; ``live_params`` (the
+parameters the output depends on); and ``default``, the score ``nasntk search`` optimises (see
+:func:`default_score`).
 
 A score that is undefined for a model (singular or non-finite kernel, two inputs with the same
 ReLU pattern, ...) is reported as the worst value of its direction (+inf when minimised, −inf when
@@ -285,6 +286,16 @@ def _params(ctx: Context) -> float:
 
 
 @register(
+    "live_params",
+    direction="maximize",
+    needs=("grad",),
+    help="trainable parameters the output depends on (non-zero gradient of the summed logit)",
+)
+def _live_params(ctx: Context) -> float:
+    return ctx._cached("live_params", lambda: baselines.live_params(ctx.model, ctx.x))
+
+
+@register(
     "flops",
     direction="maximize",
     needs=("forward",),
@@ -383,28 +394,35 @@ def _centred_correlation_eigenvalues(ctx: Context) -> np.ndarray:
     return ctx._cached("corr_ceigs", make)
 
 
-def _log10_cond_without_top(eigs: np.ndarray, what: str) -> float:
-    """log10 λ₂/λmin: the condition number once the dominant eigenvalue λ₁ is set aside."""
-    lam = np.asarray(eigs, dtype=np.float64)
+def _log10_min_over_gm(eigs: np.ndarray, what: str) -> float:
+    """log10(λmin / GM) = log10 λ_N − mean_{i≥2} log10 λ_i ≤ 0, with λ₁ ≥ … ≥ λ_N.
+
+    How many decades the slowest mode lies below the typical (geometric-mean) one, the dominant
+    eigenvalue λ₁ (the direction all inputs share) set aside. A zero or numerically singular
+    spectrum (λmin ≤ N·eps·λmax) is undefined (−inf with a reason).
+    """
+    lam = np.sort(np.asarray(eigs, dtype=np.float64))
     if len(lam) < 3:
         raise ScoreUndefined(f"{what}: needs at least 3 samples", -math.inf)
     tol = len(lam) * np.finfo(np.float64).eps * float(lam[-1])
     if not float(lam[-1]) > 0.0 or float(lam[0]) <= tol:
         raise ScoreUndefined(f"{what} is singular (λmin ≤ N·eps·λmax)", -math.inf)
-    return math.log10(float(lam[-2]) / float(lam[0]))
+    return float(np.log10(lam[0]) - np.mean(np.log10(lam[:-1])))
 
 
 @register(
     DEFAULT,
     direction="maximize",
-    needs=("kernel", "params"),
-    help="log10(#params · flatness of the centred pNTK correlation / κ of the eval-BN pNTK "
-    "without its top mode)",
+    needs=("kernel", "grad"),
+    help="log10(#live params · flatness of the centred pNTK correlation · λmin/GM(λ) of the "
+    "eval-BN pNTK without its top mode)",
 )
 def default_score(ctx: Context) -> float:
-    """log10 P + log10 F − log10 κ₂ = log10(P·F/κ₂): parameters, discounted twice by the pNTK.
+    """log10 P + log10 F + log10 G = log10(P·F·G): live parameters, discounted twice by the pNTK.
 
-    * P: the number of trainable parameters (capacity).
+    * P: the number of trainable parameters the pNTK sees (capacity): those with a non-zero
+      gradient of the summed logit (``live_params``; parameters behind a multiplication by
+      zero or cut off from the output never train). For most models: every parameter.
     * F = GM(λ)/AM(λ) ∈ (0, 1]: spectral flatness (geometric over arithmetic mean) of the
       eigenvalues λ of H C H, the *centred correlation* pNTK of the context's kernel K
       (``bn="frozen"`` by default: the network as it trains, BatchNorm on batch statistics).
@@ -414,21 +432,31 @@ def default_score(ctx: Context) -> float:
       the whole spectrum, not the two extremes the condition number looks at (and that make it
       noisy from one initialisation to the next). F = 1 means every direction in function
       space is learned at the same rate.
-    * κ₂ = λ₂/λmin of the pNTK with BatchNorm in eval mode (at initialisation: the identity, so
-      this is the kernel of the bare topology, where signal growth along paths shows), its
-      dominant eigenvalue λ₁ — the direction all inputs share — set aside. When the context
-      kernel is already eval mode, or the model has no BatchNorm, it is the same kernel.
+    * G = λ_N / GM(λ₂, …, λ_N) ∈ (0, 1] for the eigenvalues λ₁ ≥ … ≥ λ_N of the pNTK with
+      BatchNorm in eval mode (at initialisation: the identity, so this is the kernel of the
+      bare topology, where signal growth along paths shows): how far the slowest direction lies
+      below the typical one, the dominant eigenvalue λ₁ — the direction all inputs share — set
+      aside. Under gradient flow mode i decays as exp(−ηλ_i t), so 1/G is the slowest mode's
+      training time in units of the typical mode's. It compares λmin with the whole spectrum
+      (a geometric mean) rather than with one other eigenvalue as the condition number λ₂/λ_N
+      does. When the context kernel is already eval mode, or the model has no BatchNorm, it is
+      the same kernel.
 
     The three terms are logs of a count and two ratios, summed with weight 1 (so the ranking
     does not depend on the log base): nothing is fitted, and the score is per candidate (no
     population ranks). Chosen by measurement on the 1,500 NAS-Bench-201 dev cells (N = 64
     CIFAR-10 images, one initialisation; ``experiments/nb201_ranking.py``, experiments/README.md):
-    Kendall τ 0.674 / 0.657 / 0.609 against CIFAR-10 / CIFAR-100 / ImageNet16 accuracy, where
-    #params gives 0.574 / 0.549 / 0.515 and NASWOT 0.625 / 0.633 / 0.612.
+    Kendall τ 0.710 / 0.695 / 0.632 against CIFAR-10 / CIFAR-100 / ImageNet16 accuracy, where
+    #params gives 0.574 / 0.549 / 0.515 and NASWOT 0.625 / 0.633 / 0.612; with λ₂/λ_N in place of
+    G 0.674 / 0.657 / 0.609, and G was the better of the two on each of three inits and at
+    N = 32 / 64 / 128 (200 cells).
     """
     flat = _log10_flatness(_centred_correlation_eigenvalues(ctx), "centred pNTK correlation")
-    cond = _log10_cond_without_top(spectral.eigenvalues(ctx.kernel("eval")), "eval-mode pNTK")
-    return math.log10(baselines.params(ctx.model)) + flat - cond
+    slow = _log10_min_over_gm(spectral.eigenvalues(ctx.kernel("eval")), "eval-mode pNTK")
+    live = _live_params(ctx)
+    if not live > 0:
+        raise ScoreUndefined("no trainable parameter reaches the output", -math.inf)
+    return math.log10(live) + flat + slow
 
 
 # ================================================================================================

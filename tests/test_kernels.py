@@ -432,6 +432,47 @@ def test_structured_matches_naive_reference_on_every_layer_form(kind):
     assert rel(got, e_ref if kind == "entk" else p_ref) < 1e-5
 
 
+class SequenceFirst(nn.Module):
+    """A linear layer applied to [1, samples, features]: on one sample its input looks
+    batch-first, only a batch shows the samples are in dimension 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.mix = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        t = torch.tanh(self.conv(x)).mean((2, 3)).unsqueeze(0)  # [1, n, 4]
+        return self.head(torch.tanh(self.mix(t))[0])
+
+
+def test_one_sample_probe_is_checked_on_the_first_batch(monkeypatch):
+    """The probe runs on one sample; a site whose sample dimension is not first is caught on the
+    first batched forward -- or, with one-sample chunks, by a two-sample look -- and the model
+    is probed again on one and two samples, which leaves that layer to the generic path."""
+    from nasntk.kernels import api, structured
+
+    sizes = []
+
+    def recording(*args, **kwargs):
+        sizes.append(kwargs["sizes"])
+        return structured.probe(*args, **kwargs)
+
+    monkeypatch.setattr(api, "probe", recording)
+    kernel(small_cnn().to(DT), images(3, 1), implementation="structured", device="cpu")
+    assert sizes == [(1,)]  # every layer carries the samples first: no second probe
+    torch.manual_seed(0)
+    net = SequenceFirst().to(DT)
+    x1, x2 = images(3, 21), images(2, 22)
+    _, p_ref = reference(net, x1, x2)
+    for chunk in (None, 1):
+        sizes.clear()
+        got = kernel(net, x1, x2, implementation="structured", chunk_size=chunk, device="cpu")
+        assert sizes == [(1,), (1, 2)]
+        assert rel(got, p_ref) < 1e-5
+
+
 @pytest.mark.parametrize("name", ["test_vit", "test_convnext", "test_nfnet"])
 def test_structured_equals_vmap_on_timm(name):
     timm = pytest.importorskip("timm")

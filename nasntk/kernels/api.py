@@ -22,7 +22,7 @@ from nasntk.errors import NasntkError
 from . import gram
 from .prepare import Setup, prepare
 from .projections import KINDS, projection
-from .structured import StructuredFeatures, Unsupported, probe, working_bytes
+from .structured import Recheck, StructuredFeatures, Unsupported, probe, working_bytes
 from .vmap import BatchFeatures, PerSampleFeatures
 
 IMPLEMENTATIONS = ("auto", "vmap", "structured")
@@ -88,11 +88,28 @@ def _structured_kernel(
     """Per-layer kernel (:mod:`.structured`) plus the generic kernel of the leftover parameters.
 
     With ``auto``, refuses (``Unsupported``) when most parameters would be leftovers: one generic
-    pass over everything is then cheaper than a structured pass plus a generic one.
+    pass over everything is then cheaper than a structured pass plus a generic one. The probe
+    runs on one sample; the first batched forward checks what a second probe would have
+    (:class:`~.structured.Recheck`: only when that check fails is the model probed again).
     """
     if setup.bn == "batch" or not setup.x.is_floating_point():
         raise Unsupported("samples are not independent or inputs are not floating point")
-    plans, leftovers = probe(setup, proj, full)
+    try:
+        return _structured_pass(setup, proj, full, chunk_size, budget, auto, (1,))
+    except Recheck:
+        return _structured_pass(setup, proj, full, chunk_size, budget, auto, (1, 2))
+
+
+def _structured_pass(
+    setup: Setup,
+    proj: Tensor,
+    full: bool,
+    chunk_size: int | None,
+    budget: int,
+    auto: bool,
+    probe_sizes: tuple[int, ...],
+) -> Tensor:
+    plans, leftovers = probe(setup, proj, full, sizes=probe_sizes)
     if not plans:
         raise Unsupported("no parameter is used by a layer the per-layer path covers")
     if auto and sum(setup.params[k].numel() for k in leftovers) * 2 > setup.num_params:
@@ -106,7 +123,8 @@ def _structured_kernel(
         chunk = _chunk(setup, chunk_size, r, budget, rows)
     store = setup.x.element_size()
     sizes = {i: p.row_bytes(r, store) for i, p in enumerate(plans)}
-    feats = StructuredFeatures(setup, proj, chunk, budget)
+    unchecked = plans if len(probe_sizes) == 1 else None
+    feats = StructuredFeatures(setup, proj, chunk, budget, unchecked)
     groups = [
         ([plans[i] for i in items], b)
         for items, b in gram.groups_within(sizes, rows=rows, budget=budget)

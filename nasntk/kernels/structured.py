@@ -45,6 +45,11 @@ class Unsupported(Exception):
     """The model cannot use the structured path (the caller falls back to torch.func)."""
 
 
+class Recheck(Unsupported):
+    """A site planned from the one-sample probe failed its check on a batch: probe again on one
+    and two samples, which leaves that site's parameters to the generic path."""
+
+
 @dataclass
 class SitePlan:
     """How one site's contribution is computed and stored."""
@@ -123,16 +128,29 @@ def _same_but_batch(a: tuple, b: tuple, n1: int, n2: int) -> bool:
     return len(a) == len(b) and a[0] == n1 and b[0] == n2 and a[1:] == b[1:]
 
 
-def probe(setup: Setup, proj: Tensor, full: bool) -> tuple[list[SitePlan], list[str]]:
+def _batch_first(one: Site, other: Site, n: int) -> bool:
+    """Is ``other`` the same call as the one-sample site ``one``, on n samples, sample dim first?"""
+    return (
+        one.kind == other.kind
+        and _same_but_batch(one.in_shape, other.in_shape, 1, n)
+        and _same_but_batch(one.out_shape, other.out_shape, 1, n)
+    )
+
+
+def probe(
+    setup: Setup, proj: Tensor, full: bool, *, sizes: tuple[int, ...] = (1, 2)
+) -> tuple[list[SitePlan], list[str]]:
     """Find the sites (on one and on two samples) and plan them; return (plans, leftovers).
 
     A site is kept only if its input and output carry the sample dimension first (shapes for one
     and two samples differ exactly there), its output gradient arrives in the backward, and its
-    parameters are used nowhere else.
+    parameters are used nowhere else. With ``sizes=(1,)`` the probe runs on one sample only and
+    the sample-dimension check is left to :class:`StructuredFeatures`, which makes it on the
+    first batched forward (saving a traced forward and backward per kernel).
     """
     tracked = {id(p): k for k, p in setup.params.items()}
     tracers, reached = [], []
-    for n in (1, 2):
+    for n in sizes:
         x = setup.x[[0] * n].detach().requires_grad_(True)
         got: set[int] = set()
         out, tr = run(setup.model, x, tracked, lambda i, g, got=got: got.add(i))
@@ -142,7 +160,7 @@ def probe(setup: Setup, proj: Tensor, full: bool) -> tuple[list[SitePlan], list[
         del out
         tracers.append(tr)
         reached.append(got)
-    one, two = tracers
+    one, two = tracers[0], tracers[-1]
     if len(one.sites) != len(two.sites):
         raise Unsupported("the forward differs between batch sizes")
     bad = set(one.unsupported) | set(two.unsupported)
@@ -151,14 +169,7 @@ def probe(setup: Setup, proj: Tensor, full: bool) -> tuple[list[SitePlan], list[
         members = [m for m in (a.weight, a.bias) if m]
         for m in members:
             uses[m] = uses.get(m, 0) + 1
-        ok = (
-            a.kind == b.kind
-            and _same_but_batch(a.in_shape, b.in_shape, 1, 2)
-            and _same_but_batch(a.out_shape, b.out_shape, 1, 2)
-            and i in reached[0]
-            and i in reached[1]
-        )
-        if not ok:
+        if not (_batch_first(a, b, sizes[-1]) and all(i in got for got in reached)):
             bad.update(members)
     bad.update(m for m, c in uses.items() if c > 1)
     bad.update(k for k in setup.params if k not in uses)  # used in no call we could see
@@ -193,9 +204,35 @@ class StructuredRows:
 class StructuredFeatures:
     """``features(group, rows)`` for :func:`gram.accumulate`: groups are lists of site plans."""
 
-    def __init__(self, setup: Setup, proj: Tensor, chunk: int, budget: int) -> None:
+    def __init__(
+        self,
+        setup: Setup,
+        proj: Tensor,
+        chunk: int,
+        budget: int,
+        plans: list[SitePlan] | None = None,
+    ) -> None:
+        """``plans``: every planned site, when the probe ran on one sample only; the first
+        forward then checks that each carries the sample dimension first."""
         self.setup, self.proj, self.chunk, self.budget = setup, proj, chunk, budget
         self.tracked = {id(p): k for k, p in setup.params.items()}
+        self.unchecked = plans
+        self.checked_by_probe = plans is None
+
+    def _check(self, sites: list[Site], n: int) -> None:
+        """The sample-dimension check the probe left to the first forward (see :func:`probe`)."""
+        if self.unchecked is None:
+            return
+        if n < 2:  # one sample shows nothing: look at two (a traced forward, no backward)
+            x = self.setup.x[[0, 0]].detach()
+            out, tracer = run(self.setup.model, x, self.tracked)
+            sites, n = list(tracer.sites), 2
+            tracer.close()
+            del out, tracer
+        for p in self.unchecked:
+            if p.index >= len(sites) or not _batch_first(p.site, sites[p.index], n):
+                raise Recheck("a layer's input or output does not carry the samples first")
+        self.unchecked = None
 
     def __call__(self, group: list[SitePlan], rows: range) -> StructuredRows:
         s, r = self.setup, self.proj.shape[0]
@@ -222,17 +259,19 @@ class StructuredFeatures:
         for start in range(0, n, self.chunk):
             stop = min(n, start + self.chunk)
             x = s.x[rows.start + start : rows.start + stop].detach().requires_grad_(True)
-            state: dict = {"r": 0, "sites": None}
+            state: dict = {"r": 0, "sites": None, "hit": set()}
 
             def on_grad(i: int, g: Tensor, state=state, lo=start, hi=stop) -> None:
                 p = by_index.get(i)
                 if p is not None:
                     _fill(p, state["sites"][i], g, state["r"], mat, bufs, lo, hi)
+                    state["hit"].add(i)
 
             out, tracer = run(s.model, x, self.tracked, on_grad)
             state["sites"] = tracer.sites
             if len(tracer.sites) <= max((p.index for p in group), default=-1):
                 raise Unsupported("the forward found fewer layer calls than the probe")
+            self._check(tracer.sites, stop - start)
             inputs = tracer.grad_inputs(x)
             for k in range(r):
                 state["r"] = k
@@ -240,6 +279,9 @@ class StructuredFeatures:
                 torch.autograd.grad(loss, inputs, retain_graph=k < r - 1, allow_unused=True)
             tracer.close()  # breaks the hook -> tracer -> graph cycle (see Tracer.close)
             del out, tracer, inputs
+            if len(state["hit"]) != len(by_index):  # its buffers would be left unwritten
+                err = Unsupported if self.checked_by_probe else Recheck
+                raise err("a layer's output gradient did not arrive in the backward")
         return StructuredRows(
             mat,
             [bufs[p.index] for p in group if p.form == "factor"],
