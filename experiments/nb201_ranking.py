@@ -117,10 +117,16 @@ def run_benchmark(args: argparse.Namespace) -> None:
     scatter(result, OUT / "nb201_default_scatter.png")
     if args.time_cells <= 0:
         return
-    secs = time_default(truth.archs[: args.time_cells], n=args.n)
+    archs = truth.archs[: args.time_cells]
+    secs = time_default(archs, n=args.n)
     print(
-        f"seconds per cell of `default` alone ({len(secs)} cells, 2 torch threads, wall): mean {np.mean(secs):.3f}, median {np.median(secs):.3f}, "
-        f"max {np.max(secs):.3f}"
+        f"seconds per cell of `default` alone ({len(secs)} cells, one process, 2 torch threads, "
+        f"wall): mean {np.mean(secs):.3f}, median {np.median(secs):.3f}, max {np.max(secs):.3f}"
+    )
+    per_cell = time_default_workers(archs, n=args.n)
+    print(
+        f"seconds per cell of `default` alone ({len(archs)} cells, 2 processes × 1 thread as "
+        f"`nasntk search --workers 2`, wall / cells): {per_cell:.3f}"
     )
 
 
@@ -144,10 +150,10 @@ def paired_difference(result, a: str, b: str, column: str) -> str:
     return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def time_default(archs: tuple[str, ...], *, n: int) -> list[float]:
-    """Wall seconds of building a cell and computing ``default`` alone, per cell (2 threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+def time_default(archs: tuple[str, ...], *, n: int, threads: int = 2) -> list[float]:
+    """Wall seconds of building a cell and computing ``default`` alone, per cell."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         space = get_space("nb201")
         batch = nasntk.load_data(f"cifar10:{CIFAR}", n)
@@ -160,7 +166,24 @@ def time_default(archs: tuple[str, ...], *, n: int) -> list[float]:
             secs.append(time.perf_counter() - t)
         return secs
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+
+
+def _time_share(archs: tuple[str, ...], n: int) -> list[float]:
+    return time_default(archs, n=n, threads=1)
+
+
+def time_default_workers(archs: tuple[str, ...], *, n: int, workers: int = 2) -> float:
+    """Wall seconds per cell when ``workers`` processes (1 thread each, as ``nasntk search
+    --workers``) share the cells: the throughput of the whole machine."""
+    import multiprocessing as mp
+
+    parts = [archs[i::workers] for i in range(workers)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.starmap(_time_share, [(p[:1], n) for p in parts])  # imports, data: not timed
+        start = time.perf_counter()
+        pool.starmap(_time_share, [(p, n) for p in parts])
+        return (time.perf_counter() - start) / len(archs)
 
 
 def scatter(result, path: Path) -> None:
@@ -421,18 +444,47 @@ def _weight_layers(arch: str) -> int:
     return sum(p.ndim >= 2 for p in model.parameters())
 
 
+@functools.lru_cache(maxsize=1)
+def _images(n: int = 4) -> torch.Tensor:
+    return nasntk.load_data(f"cifar10:{CIFAR}", 64).x[:n]
+
+
+@functools.cache
+def _live_weight_layers(arch: str) -> int:
+    """Weight tensors (ndim ≥ 2) of a cell's network with a non-zero gradient of the summed
+    logit (random sample weights, 4 images, eval BN: as ``nasntk.baselines.live_params``)."""
+    space = get_space("nb201")
+    torch.manual_seed(0)
+    model = space.build(space.parse(arch), num_classes=10).eval()
+    weights = [p for p in model.parameters() if p.ndim >= 2]
+    out = model(_images())
+    w = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0))
+    grads = torch.autograd.grad((w * out.sum(1)).sum(), weights, allow_unused=True)
+    return sum(g is not None and bool(g.any()) for g in grads)
+
+
 def _quantities(k: np.ndarray, labels: np.ndarray, arch: str) -> dict[str, float]:
     try:
         q = kernel_quantities(spectral.as_matrix(k), labels)
     except spectral.ScoreUndefined:  # non-finite kernel: every quantity is missing
         q = {}
     q["weight_layers"] = float(_weight_layers(arch))
+    q["live_weight_layers"] = float(_live_weight_layers(arch))
     return q
 
 
 def _stack(per_cell: list[dict[str, float]]) -> dict[str, np.ndarray]:
     keys = sorted(set().union(*per_cell))
     return {k: np.array([q.get(k, math.nan) for q in per_cell]) for k in keys}
+
+
+def _csv_by_spec() -> dict[str, dict[str, str]]:
+    """The benchmark cache's rows per spec, merged (later non-empty values win: rescores)."""
+    rows: dict[str, dict[str, str]] = {}
+    path = OUT / "nb201_dev_scores.csv"
+    for r in bm.read_rows(path) if path.exists() else []:
+        rows.setdefault(r["spec"], {}).update({k: v for k, v in r.items() if v != ""})
+    return rows
 
 
 def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.ndarray] | None:
@@ -443,11 +495,13 @@ def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.n
         return None
     labels = np.load(folder / "labels.npy")
     truth = bm.read_truth(TRUTH)
+    scored = _csv_by_spec()
     per_cell = []
     for i, f in zip(rows, files, strict=True):
         z = np.load(f)
         q = _quantities(z["K"], labels, truth.archs[i])
         q.update(seconds=float(z["seconds"]), params=float(z["params"]))
+        q["live_params"] = float(scored.get(truth.archs[i], {}).get("live_params", "nan"))
         if "naswot" in z:
             q["naswot"] = float(z["naswot"])
         per_cell.append(q)
@@ -459,7 +513,7 @@ def _load_scored(rows: list[int]) -> dict[tuple[str, int, int], dict[str, np.nda
     ``score`` kept (``out/nb201_kernels``) and the scores CSV (params, NASWOT, seconds)."""
     folder = OUT / "nb201_kernels"
     truth = bm.read_truth(TRUTH)
-    csv_rows = {r["spec"]: r for r in bm.read_rows(OUT / "nb201_dev_scores.csv")}
+    csv_rows = _csv_by_spec()
     labels = np.load(folder / "labels.npy")
     per_bn: dict[str, list[dict[str, float]]] = {"frozen": [], "eval": []}
     for i in rows:
@@ -470,6 +524,7 @@ def _load_scored(rows: list[int]) -> dict[tuple[str, int, int], dict[str, np.nda
             q = _quantities(z[key], labels, arch) if key in z else {}
             q.update(seconds=math.nan, params=float(row["params"]))  # row seconds: all scores
             q["naswot"] = float(row["naswot"])
+            q["live_params"] = float(row.get("live_params", "nan"))
             per_cell.append(q)
     return {(bn, 64, 0): _stack(per_cell) for bn, per_cell in per_bn.items()}
 
@@ -481,7 +536,9 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
     if f0 is None:
         return cfg
     logp = np.log10(f0["params"])
+    live = np.log10(f0["live_params"])
     cfg["log10 params"] = logp
+    cfg["log10 live params (the parameters the output depends on)"] = live
     cfg["naswot (frozen BN, N=64)"] = f0["naswot"]
     for (bn, n, seed), q in s.items():
         tag = f"bn={bn}, N={n}, seed {seed}"
@@ -548,33 +605,40 @@ def configurations(s: dict[tuple[str, int, int], dict[str, np.ndarray]]) -> dict
         cfg[f"log10 params + log flatness(frozen) + log λmin/AM(eval), top dropped {two}"] = (
             logp + flat + e0["min_am_no_top"]
         )
-        cfg[f"**default**: log10 params + log flatness(frozen) + log λmin/GM(eval) {two}"] = (
-            logp + flat + slow
+        cfg[f"log10 params + log flatness(frozen) + log λmin/GM(eval) {two}"] = logp + flat + slow
+        cfg[f"log10 live params + log flatness(frozen) − log λ2/λmin(eval) {two}"] = (
+            live + flat - cond2
+        )
+        cfg[f"**default**: log10 live params + log flatness(frozen) + log λmin/GM(eval) {two}"] = (
+            live + flat + slow
         )
         layers = np.log10(f0["weight_layers"])
+        live_layers = np.log10(f0["live_weight_layers"])
         cfg["log10 #weight layers (not a pNTK score; explored only)"] = layers
+        cfg["log10 #live weight layers (explored only)"] = live_layers
         cfg[f"log10 params + log10 #weight layers + log flatness(frozen) {two}"] = (
             logp + layers + flat
         )
         cfg[f"previous default + log10 #weight layers {two}"] = logp + layers + flat - cond2
-        cfg[f"default + log10 #weight layers {two}"] = logp + layers + flat + slow
+        cfg[f"default + log10 #weight layers {two}"] = live + layers + flat + slow
+        cfg[f"default + log10 #live weight layers {two}"] = live + live_layers + flat + slow
         for n_, seed_ in ((32, 0), (128, 0), (64, 1), (64, 2)):
             fr, ev = s.get(("frozen", n_, seed_)), s.get(("eval", n_, seed_))
             if fr is not None and ev is not None:
                 tag = f"N={n_}, seed {seed_} (frozen + eval kernels)"
                 cfg[f"previous default at {tag}"] = logp + fr["flat_corr_c"] - ev["cond_no_top"]
-                cfg[f"default at {tag}"] = logp + fr["flat_corr_c"] + ev["min_gm_no_top"]
+                cfg[f"default at {tag}"] = live + fr["flat_corr_c"] + ev["min_gm_no_top"]
         runs = [(s.get(("frozen", 64, k)), s.get(("eval", 64, k))) for k in range(3)]
         if all(fr is not None and ev is not None for fr, ev in runs):
-            cfg["default, mean of its value over seeds 0, 1, 2 (N=64)"] = logp + np.mean(
+            cfg["default, mean of its value over seeds 0, 1, 2 (N=64)"] = live + np.mean(
                 [fr["flat_corr_c"] + ev["min_gm_no_top"] for fr, ev in runs], axis=0
             )
         old_terms = (logp, flat, -cond2)
         cfg[f"rank mean of (log10 params, log flatness(frozen), −log λ2/λmin(eval)) {two}"] = (
             _rank_mean(*old_terms)
         )
-        terms = (logp, flat, slow)
-        cfg[f"rank mean of (log10 params, log flatness(frozen), log λmin/GM(eval)) {two}"] = (
+        terms = (live, flat, slow)
+        cfg[f"rank mean of (log10 live params, log flatness(frozen), log λmin/GM(eval)) {two}"] = (
             _rank_mean(*terms)
         )
         cfg[f"rank mean of (default, naswot) — naswot is not a pNTK score {two}"] = _rank_mean(

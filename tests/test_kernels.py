@@ -275,6 +275,49 @@ def test_chunked_equals_unchunked(chunk, memory, kind, bn, sym):
     assert torch.allclose(part, whole, rtol=1e-10, atol=1e-12)
 
 
+class SharedBN(nn.Module):
+    """One BatchNorm layer applied twice (``bn="frozen"``: the statistics of its last call)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.bn(torch.relu(self.c2(torch.relu(self.bn(self.c1(x))))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_frozen_statistics_are_recorded_in_the_forward_or_frozen_first(monkeypatch):
+    """One structured chunk of the whole batch records the frozen statistics on its way (no
+    separate freezing forward); chunks, the vmap path and a BatchNorm layer that runs twice
+    freeze first. All give the same kernel."""
+    from nasntk.kernels import prepare
+
+    calls = []
+    real = prepare.freeze_batch_statistics
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(prepare, "freeze_batch_statistics", counting)
+    x = images(5, 31)
+    for net, fused in ((small_cnn(), True), (SharedBN().to(DT), False)):
+        runs = {}
+        for how, opts in {
+            "one chunk": {"implementation": "structured"},
+            "chunks": {"implementation": "structured", "chunk_size": 2},
+            "vmap": {"implementation": "vmap"},
+        }.items():
+            calls.clear()
+            runs[how] = kernel(net, x, bn="frozen", device="cpu", **opts)
+            assert len(calls) == (0 if how == "one chunk" and fused else 1)
+        assert rel(runs["one chunk"], runs["vmap"]) < 1e-10
+        assert rel(runs["chunks"], runs["vmap"]) < 1e-10
+
+
 def test_float32_model_accumulates_in_requested_dtype():
     net = small_cnn().float()
     x = images(4, 15).float()

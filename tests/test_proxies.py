@@ -468,6 +468,59 @@ class _FunctionalRelu(nn.Module):
         return torch.relu(self.lin(x))
 
 
+class _DeadParts(nn.Module):
+    """A branch multiplied by zero, a layer fed only zeros, a layer never used."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)  # live: 40
+        self.b = nn.Conv2d(1, 4, 3, padding=1)  # output × 0: dead
+        self.c = nn.Conv2d(4, 4, 1, bias=False)  # input is all zeros: dead weight
+        self.unused = nn.Linear(4, 4)  # never called: dead
+        self.head = nn.Linear(4, 3)  # live: 15
+
+    def forward(self, x):
+        h = torch.relu(self.a(x)) + self.b(x) * 0.0
+        return self.head(h.mean((2, 3)) + self.c(torch.zeros_like(h)).mean((2, 3)))
+
+
+def naive_live_params(model: nn.Module, x: torch.Tensor) -> int:
+    """Σ numel(θ_l) over tensors with per-sample pNTK trace Σ_n ‖∂f̄(x_n)/∂θ_l‖² > 0 (a loop)."""
+    model = copy.deepcopy(model).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    trace = [0.0] * len(params)
+    for xn in x:
+        out = model(xn[None])
+        grads = torch.autograd.grad(out.sum() / out.shape[1] ** 0.5, params, allow_unused=True)
+        trace = [
+            t + (0.0 if g is None else float((g**2).sum()))
+            for t, g in zip(trace, grads, strict=True)
+        ]
+    return sum(p.numel() for p, t in zip(params, trace, strict=True) if t > 0)
+
+
+def test_live_params_counts_the_parameters_the_output_depends_on():
+    x = toy_batch().x
+    torch.manual_seed(0)
+    net = _DeadParts()
+    assert baselines.live_params(net, x) == 40 + 15 == naive_live_params(net, x)
+    assert baselines.params(net) == 40 + 40 + 16 + 20 + 15
+    from nasntk.search_spaces.nb201 import NB201Network
+
+    # node 1 gets nothing (none), so the convs fed by it see only zeros; its 3x3 conv is dead
+    # while the BatchNorm bias after it still shifts the output: counted per tensor
+    ops = ["none", "nor_conv_3x3", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3"]
+    cell = NB201Network(ops, num_classes=4, in_chans=1, C=4, N=1).double()
+    xs = x[:6].double()
+    live = baselines.live_params(cell, xs)
+    assert live == naive_live_params(cell, xs)
+    assert 0 < live < baselines.params(cell)
+    full = NB201Network(["nor_conv_3x3"] * 6, num_classes=4, in_chans=1, C=4, N=1)
+    assert baselines.live_params(full, x) == baselines.params(full)
+    batch = Batch(x=x, y=toy_batch().y, num_classes=4, source="toy")
+    assert proxies.compute(net, batch, ["live_params"])["live_params"] == 55
+
+
 def test_naswot_by_hand_for_module_and_functional_relu():
     x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])
     # identity layer: codes 11, 10, 01; K_H = N_A − Hamming = [[2,1,1],[1,2,0],[1,0,2]], det 4

@@ -57,6 +57,7 @@ def _vmap_kernel(
     names: list[str] | None = None,
 ) -> Tensor:
     """Generic torch.func kernel over the parameters ``names`` (default: all)."""
+    setup.freeze()
     r = proj.shape[0]
     rows = setup.n1 if setup.symmetric else setup.n1 + setup.n2
     chunk = _chunk(setup, chunk_size, r, budget, rows)

@@ -8,9 +8,12 @@ BatchNorm modes (``bn=``):
 
 * ``"eval"`` -- running statistics (``model.eval()``); samples are independent.
 * ``"frozen"`` -- the scored batch X = concat(x1, x2) is normalised with its own mean and biased
-  variance, computed once (one train-mode forward without gradients) and then held constant, so
-  samples are independent again. Later BN layers see inputs normalised by the earlier layers' batch
-  statistics, exactly as in the train-mode forward.
+  variance, computed once and then held constant, so samples are independent again. Later BN
+  layers see inputs normalised by the earlier layers' batch statistics, exactly as in the
+  train-mode forward. The statistics are left *pending* by :func:`prepare`: the first forward of
+  the whole batch X records them on the way (:meth:`Setup.recording_statistics`, the structured
+  path's single chunk), or :meth:`Setup.freeze` runs one train-mode forward without gradients
+  for them (everything else); either way before any kernel value is computed.
 * ``"batch"`` -- BN layers run in train mode on the whole batch X and are differentiated through
   their statistics (what training sees); the kernel is J Jᵀ for the Jacobian J of the vector of
   (projected) outputs of X. Dropout and other train-only layers stay in eval mode.
@@ -21,10 +24,13 @@ to evaluate with; it is treated as in ``"frozen"`` mode.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -54,10 +60,56 @@ class Setup:
     dtype: torch.dtype
     device: torch.device
     extra: dict = field(default_factory=dict)
+    #: BN layers still waiting for the batch statistics of ``x`` (``bn="frozen"``)
+    pending: list[_BatchNorm] = field(default_factory=list)
 
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.params.values())
+
+    def freeze(self) -> None:
+        """Give the pending BN layers the statistics of the whole batch ``x`` (one forward)."""
+        if self.pending:
+            layers, self.pending = self.pending, []
+            freeze_batch_statistics(self.model, self.x, layers)
+
+    @contextlib.contextmanager
+    def recording_statistics(self) -> Iterator[None]:
+        """Within: a forward of the whole batch ``x`` gives each pending BN layer, just before it
+        runs (in eval mode), the batch mean and biased variance of its input, taken without
+        gradient -- the same statistics and outputs as :meth:`freeze` followed by the forward, in
+        one pass. A layer called more than once is frozen the usual way afterwards (the forward
+        must then be repeated: the generator raises :class:`StatisticsRecheck`)."""
+        calls: dict[int, int] = {}
+
+        def record(module: _BatchNorm, inputs: tuple) -> None:
+            calls[id(module)] = calls.get(id(module), 0) + 1
+            _set_batch_statistics(module, inputs[0])
+
+        layers = self.pending
+        handles = [m.register_forward_pre_hook(record) for m in layers]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+        if any(c > 1 for c in calls.values()):
+            self.freeze()
+            raise StatisticsRecheck("a BatchNorm layer ran more than once in the forward")
+        self.pending = []
+
+
+class StatisticsRecheck(Exception):
+    """Statistics recorded during a forward were not those of :meth:`Setup.freeze` (now applied):
+    repeat the forward."""
+
+
+@torch.no_grad()
+def _set_batch_statistics(m: _BatchNorm, x: Tensor) -> None:
+    """running_mean, running_var ← mean and biased variance of ``x`` over all but dim 1."""
+    F.batch_norm(x.detach(), m.running_mean, m.running_var, training=True, momentum=1.0)
+    k = x.numel() // x.shape[1]  # BatchNorm keeps the unbiased variance s²; want s²·(k−1)/k
+    m.running_var.mul_((k - 1) / k)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -199,13 +251,19 @@ def prepare(
     layers = batchnorms(net)
     if bn == "eval":
         layers = [m for m in layers if m.running_mean is None]
+    pending: list[_BatchNorm] = []
     if bn == "frozen" or layers and bn == "eval":
-        probe = xs
-        out = freeze_batch_statistics(net, probe, layers)
-    else:
-        probe = xs[: min(2, xs.shape[0])]
-        with torch.no_grad():
-            out = net(probe)
+        for m in layers:  # placeholders until the batch statistics are set (Setup.pending)
+            if m.running_mean is None:
+                c = m.num_features
+                m.register_buffer("running_mean", torch.zeros(c, device=dev, dtype=float_dtype))
+                m.register_buffer("running_var", torch.ones(c, device=dev, dtype=float_dtype))
+                m.track_running_stats = True
+            m.eval()
+        pending = layers
+    probe = xs[: min(2, xs.shape[0])]
+    with torch.no_grad():
+        out = net(probe)
     num_outputs = _check_output(out, probe.shape[0])
     if bn == "batch":  # batch statistics, never updating (copied) running statistics
         for m in batchnorms(net):
@@ -216,4 +274,6 @@ def prepare(
     chosen = {k: named_params[k] for k in names}
     constants = {k: v for k, v in named_params.items() if k not in keep}
     constants.update(dict(net.named_buffers()))
-    return Setup(net, chosen, constants, xs, n1, n2, symmetric, num_outputs, bn, dtype, dev)
+    setup = Setup(net, chosen, constants, xs, n1, n2, symmetric, num_outputs, bn, dtype, dev)
+    setup.pending = pending
+    return setup

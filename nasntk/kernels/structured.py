@@ -22,6 +22,7 @@ two kernels add.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 
 from . import gram, persample
-from .prepare import Setup
+from .prepare import Setup, StatisticsRecheck
 from .trace import Site, run
 
 _NORMS = {
@@ -267,7 +268,16 @@ class StructuredFeatures:
                     _fill(p, state["sites"][i], g, state["r"], mat, bufs, lo, hi)
                     state["hit"].add(i)
 
-            out, tracer = run(s.model, x, self.tracked, on_grad)
+            whole = rows.start + start == 0 and stop - start == len(s.x)
+            if s.pending and not whole:
+                s.freeze()
+            try:  # the whole batch in one forward: it records the frozen BN statistics
+                with s.recording_statistics() if s.pending else contextlib.nullcontext():
+                    out, tracer = run(s.model, x, self.tracked, on_grad)
+            except StatisticsRecheck:  # statistics now frozen the usual way: forward again
+                tracer.close()
+                del out, tracer
+                out, tracer = run(s.model, x, self.tracked, on_grad)
             state["sites"] = tracer.sites
             if len(tracer.sites) <= max((p.index for p in group), default=-1):
                 raise Unsupported("the forward found fewer layer calls than the probe")
