@@ -265,13 +265,12 @@ def merge_shards(cache: Path) -> None:
         rows = [r for r in bm.read_rows(shard) if key(r) not in have]
         if not rows:
             continue
-        fields = list(bm.read_rows(cache)[0]) if cache.exists() else list(rows[0])
-        new = not cache.exists()
-        with cache.open("a", newline="") as fh:
+        old = bm.read_rows(cache) if cache.exists() else []
+        fields = list(dict.fromkeys([*(old[0] if old else {}), *rows[0]]))
+        with cache.open("w", newline="") as fh:  # rewritten: a rescore may add columns
             writer = csv.DictWriter(fh, fieldnames=fields, restval="")
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+            writer.writeheader()
+            writer.writerows(old + rows)
         have |= {key(r) for r in rows}
 
 
