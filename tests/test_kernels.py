@@ -318,6 +318,36 @@ def test_frozen_statistics_are_recorded_in_the_forward_or_frozen_first(monkeypat
         assert rel(runs["chunks"], runs["vmap"]) < 1e-10
 
 
+@pytest.mark.parametrize(
+    "size, conv",
+    [
+        (6, dict(stride=1, padding=1, dilation=1)),  # 36 positions: patches
+        (18, dict(stride=1, padding=1, dilation=1)),  # 324 positions: per kernel offset
+        (35, dict(stride=2, padding=(2, 1), dilation=(2, 1))),
+        (17, dict(stride=1, padding="same", dilation=2)),
+    ],
+)
+def test_per_sample_conv_gradients_match_autograd_on_both_paths(size, conv):
+    from nasntk.kernels import persample
+
+    torch.manual_seed(0)
+    layer = nn.Conv2d(3, 4, 3, **conv).to(DT)
+    x = images(3, 40, size=size)
+    out = layer(x)
+    g = torch.randn_like(out)
+    ref = torch.stack(  # per-sample autograd: ∂(g_n · conv(x_n))/∂W
+        [
+            torch.autograd.grad((layer(x[i : i + 1]) * g[i : i + 1]).sum(), layer.weight)[0]
+            for i in range(3)
+        ]
+    ).reshape(3, -1)
+    hyper = {k: getattr(layer, k) for k in ("stride", "padding", "dilation", "groups")}
+    got = persample.conv_grads(x, g, tuple(layer.weight.shape), hyper, True, False)[0]
+    offsets = out.shape[-2] * out.shape[-1] >= persample.OFFSETS_MIN_POSITIONS
+    assert offsets == (size in (18, 35, 17))
+    assert rel(got, ref) < 1e-12
+
+
 def test_float32_model_accumulates_in_requested_dtype():
     net = small_cnn().float()
     x = images(4, 15).float()
