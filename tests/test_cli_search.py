@@ -228,7 +228,11 @@ def _interrupt_then_resume(
         def building() -> bool:  # >= 3 trials done and a build (1.5 s sleep) is in flight
             assert proc.poll() is None, f"search ended early: {proc.communicate()}"
             done = scored(db_file)
-            return count(db_file, "COMPLETE") >= 3 and sum(builds(log).values()) > done
+            # the last build started < 0.75 s ago: its trial is still asleep inside the objective
+            # (not between the end of its scoring and the commit, where a signal waits for the
+            # next trial)
+            fresh = log.exists() and time.time() - log.stat().st_mtime < 0.75
+            return count(db_file, "COMPLETE") >= 3 and sum(builds(log).values()) > done and fresh
 
         wait_for(building, timeout=120)
         before = completed(db_file)
