@@ -221,6 +221,9 @@ def _interrupt_then_resume(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background by a non-interactive shell inherits SIGINT
+        # ignored (POSIX), and Python then leaves it ignored: give the search the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         log = tmp_path / "builds.log"
