@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 import nasntk
-from nasntk import spectral
+from nasntk import baselines, spectral
 from nasntk.search_spaces import get as get_space
 
 bm = importlib.import_module("nasntk.benchmark")  # the module (nasntk.benchmark is the function)
@@ -260,18 +260,22 @@ def merge_shards(cache: Path) -> None:
         return r["spec"], r["data"], r["n"], scores
 
     shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"), key=lambda p: (p.name.count("."), p))
-    have = {key(r) for r in bm.read_rows(cache)}
+    rows = bm.read_rows(cache) if cache.exists() else []
+    have = {key(r) for r in rows}
+    added = []
     for shard in shards:
-        rows = [r for r in bm.read_rows(shard) if key(r) not in have]
-        if not rows:
-            continue
-        old = bm.read_rows(cache) if cache.exists() else []
-        fields = list(dict.fromkeys([*(old[0] if old else {}), *rows[0]]))
-        with cache.open("w", newline="") as fh:  # rewritten: a rescore may add columns
-            writer = csv.DictWriter(fh, fieldnames=fields, restval="")
-            writer.writeheader()
-            writer.writerows(old + rows)
-        have |= {key(r) for r in rows}
+        for r in bm.read_rows(shard):
+            if key(r) not in have:
+                have.add(key(r))
+                added.append(r)
+    if not added:
+        return
+    rows += added
+    fields = list(dict.fromkeys(c for r in rows for c in r))  # a rescore may add columns
+    with cache.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 # ================================================================================================
@@ -450,16 +454,12 @@ def _images(n: int = 4) -> torch.Tensor:
 
 @functools.cache
 def _live_weight_layers(arch: str) -> int:
-    """Weight tensors (ndim ≥ 2) of a cell's network with a non-zero gradient of the summed
-    logit (random sample weights, 4 images, eval BN: as ``nasntk.baselines.live_params``)."""
+    """Weight tensors (ndim ≥ 2) of a cell's network the output depends on (4 images, as
+    ``nasntk.baselines.live_params``)."""
     space = get_space("nb201")
     torch.manual_seed(0)
-    model = space.build(space.parse(arch), num_classes=10).eval()
-    weights = [p for p in model.parameters() if p.ndim >= 2]
-    out = model(_images())
-    w = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0))
-    grads = torch.autograd.grad((w * out.sum(1)).sum(), weights, allow_unused=True)
-    return sum(g is not None and bool(g.any()) for g in grads)
+    model = space.build(space.parse(arch), num_classes=10)
+    return sum(live for p, live in baselines.live_tensors(model, _images()) if p.ndim >= 2)
 
 
 def _quantities(k: np.ndarray, labels: np.ndarray, arch: str) -> dict[str, float]:

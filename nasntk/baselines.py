@@ -38,6 +38,7 @@ __all__ = [
     "grad_norm",
     "jacob_cov",
     "live_params",
+    "live_tensors",
     "logits",
     "loss_gradients",
     "naswot",
@@ -106,11 +107,29 @@ def params(model: nn.Module) -> float:
     return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def live_tensors(
+    model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: int = 0
+) -> list[tuple[torch.Tensor, bool]]:
+    """Each trainable parameter tensor θ_l with whether the output depends on it:
+    ∂(Σ_n w_n f̄(x_n))/∂θ_l ≠ 0, where f̄ = Σ_j f_j/√O is the pNTK's summed logit, x_n the first
+    ``samples`` inputs and w ~ N(0, I) (seeded), BatchNorm in eval mode (see :func:`live_params`).
+    """
+    tensors = [p for p in model.parameters() if p.requires_grad]
+    if not tensors:
+        return []
+    xs = x[: max(1, samples)]
+    with forward_mode(model, "eval"), torch.enable_grad():
+        out = logits(model(xs))
+        gen = torch.Generator().manual_seed(seed)
+        w = torch.randn(out.shape[0], generator=gen, dtype=torch.float64)
+        fbar = out.sum(1) / math.sqrt(out.shape[1])
+        grads = torch.autograd.grad((w.to(fbar) * fbar).sum(), tensors, allow_unused=True)
+    return [(p, g is not None and bool(g.any())) for p, g in zip(tensors, grads, strict=True)]
+
+
 def live_params(model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: int = 0) -> float:
     """Trainable parameters the output depends on: Σ numel(θ_l) over the parameter tensors θ_l
-    with ∂(Σ_n w_n f̄(x_n))/∂θ_l ≠ 0, where f̄ = Σ_j f_j/√O is the pNTK's summed logit, x_n the
-    first ``samples`` inputs and w ~ N(0, I) (seeded), BatchNorm in eval mode. (Ours, not a
-    published baseline.)
+    that :func:`live_tensors` finds live. (Ours, not a published baseline.)
 
     A tensor counts when it contributes to the pNTK: its part of the trace, Σ_n ‖∂f̄(x_n)/∂θ_l‖²,
     is non-zero (the random weights w make an exact cancellation a probability-zero event).
@@ -119,18 +138,8 @@ def live_params(model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: in
     gradient-descent training: they are not capacity. Equals :func:`params` for a model without
     such parameters.
     """
-    tensors = [p for p in model.parameters() if p.requires_grad]
-    if not tensors:
-        return 0.0
-    xs = x[: max(1, samples)]
-    with forward_mode(model, "eval"), torch.enable_grad():
-        out = logits(model(xs))
-        gen = torch.Generator().manual_seed(seed)
-        w = torch.randn(out.shape[0], generator=gen, dtype=torch.float64)
-        fbar = out.sum(1) / math.sqrt(out.shape[1])
-        grads = torch.autograd.grad((w.to(fbar) * fbar).sum(), tensors, allow_unused=True)
     return float(
-        sum(p.numel() for p, g in zip(tensors, grads, strict=True) if g is not None and g.any())
+        sum(p.numel() for p, live in live_tensors(model, x, samples=samples, seed=seed) if live)
     )
 
 

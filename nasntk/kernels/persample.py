@@ -46,23 +46,29 @@ def _padded(x: Tensor, kernel: tuple[int, int], hyper: dict) -> tuple[Tensor, tu
     return F.pad(x, (left, right, top, bottom)), (0, 0)
 
 
+def _offset_views(x: Tensor, kernel: tuple[int, int], hyper: dict) -> list[Tensor]:
+    """The padded input's strided views [n, C, H′, W′], one per kernel offset (i, j) in
+    row-major order: view (i, j) holds the input value each output position meets at (i, j)."""
+    x, (ph, pw) = _padded(x, kernel, hyper)
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    (sh, sw), (dh, dw) = _pair(hyper["stride"]), _pair(hyper["dilation"])
+    h, w = x.shape[-2:]
+    ho, wo = (h - dh * (kernel[0] - 1) - 1) // sh + 1, (w - dw * (kernel[1] - 1) - 1) // sw + 1
+    return [
+        x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+        for i in range(kernel[0])
+        for j in range(kernel[1])
+    ]
+
+
 def conv_patches(x: Tensor, kernel: tuple[int, int], hyper: dict) -> Tensor:
     """Input patches [n, L, C_in·kh·kw] of a conv2d (channel-major, like the weight).
 
     Built from kh·kw strided slices (much faster than ``F.unfold`` on CPU).
     """
-    x, (ph, pw) = _padded(x, kernel, hyper)
-    if ph or pw:
-        x = F.pad(x, (pw, pw, ph, ph))
-    (sh, sw), (dh, dw) = _pair(hyper["stride"]), _pair(hyper["dilation"])
-    n, c, h, w = x.shape
-    ho, wo = (h - dh * (kernel[0] - 1) - 1) // sh + 1, (w - dw * (kernel[1] - 1) - 1) // sw + 1
-    cols = [
-        x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
-        for i in range(kernel[0])
-        for j in range(kernel[1])
-    ]
-    patches = torch.stack(cols, 2)  # [n, C, k², ho, wo]
+    patches = torch.stack(_offset_views(x, kernel, hyper), 2)  # [n, C, k², ho, wo]
+    n, c, _, ho, wo = patches.shape
     return patches.reshape(n, c * kernel[0] * kernel[1], ho * wo).transpose(1, 2)
 
 
@@ -79,23 +85,11 @@ def _conv_weight_grads(x: Tensor, g: Tensor, kernel: tuple[int, int], hyper: dic
     kernel offset (i, j) with that strided view of the input -- the same numbers as the product
     with the unfolded patches, without building the kh·kw-times larger patch tensor.
     """
-    x, (ph, pw) = _padded(x, kernel, hyper)
-    if ph or pw:
-        x = F.pad(x, (pw, pw, ph, ph))
-    (sh, sw), (dh, dw) = _pair(hyper["stride"]), _pair(hyper["dilation"])
-    n, c, h, w = x.shape
-    ho, wo = g.shape[-2:]
-    gg = g.reshape(n, -1, ho * wo)
-    out = torch.empty(n, gg.shape[1], c, kernel[0], kernel[1], dtype=g.dtype, device=g.device)
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            xs = x[
-                :,
-                :,
-                i * dh : i * dh + sh * (ho - 1) + 1 : sh,
-                j * dw : j * dw + sw * (wo - 1) + 1 : sw,
-            ]
-            out[:, :, :, i, j] = torch.bmm(gg, xs.reshape(n, c, ho * wo).transpose(1, 2))
+    n, c = x.shape[:2]
+    gg = g.reshape(n, g.shape[1], -1)
+    out = torch.empty(n, gg.shape[1], c, *kernel, dtype=g.dtype, device=g.device)
+    for k, xs in enumerate(_offset_views(x, kernel, hyper)):
+        out[:, :, :, k // kernel[1], k % kernel[1]] = torch.bmm(gg, xs.reshape(n, c, -1).mT)
     return out.reshape(n, gg.shape[1], -1)
 
 
@@ -121,8 +115,9 @@ def conv_grads(
 
     x is its input [n, C_in, H, W]; g the output gradient [n, C_out, H′, W′], or [n, R, C_out,
     H′, W′] for R projections. Ungrouped: one batched matrix product of the gradients with the
-    input patches, or, on large maps, one per kernel offset (:func:`_conv_weight_grads`). Grouped: the weight gradient of one convolution with the samples stacked as
-    channel groups (n·groups groups).
+    input patches, or, on large maps, one per kernel offset (:func:`_conv_weight_grads`).
+    Grouped: the weight gradient of one convolution with the samples stacked as channel groups
+    (n·groups groups).
     """
     n = x.shape[0]
     lead = g.shape[:-3]

@@ -80,19 +80,8 @@ class Setup:
         gradient -- the same statistics and outputs as :meth:`freeze` followed by the forward, in
         one pass. A layer called more than once is frozen the usual way afterwards (the forward
         must then be repeated: the generator raises :class:`StatisticsRecheck`)."""
-        calls: dict[int, int] = {}
-
-        def record(module: _BatchNorm, inputs: tuple) -> None:
-            calls[id(module)] = calls.get(id(module), 0) + 1
-            _set_batch_statistics(module, inputs[0])
-
-        layers = self.pending
-        handles = [m.register_forward_pre_hook(record) for m in layers]
-        try:
+        with _recording(self.pending) as calls:
             yield
-        finally:
-            for h in handles:
-                h.remove()
         if any(c > 1 for c in calls.values()):
             self.freeze()
             raise StatisticsRecheck("a BatchNorm layer ran more than once in the forward")
@@ -106,10 +95,32 @@ class StatisticsRecheck(Exception):
 
 @torch.no_grad()
 def _set_batch_statistics(m: _BatchNorm, x: Tensor) -> None:
-    """running_mean, running_var ← mean and biased variance of ``x`` over all but dim 1."""
+    """running_mean, running_var ← mean and biased variance of ``x`` over all but dim 1.
+
+    BatchNorm's own reduction (momentum 1), ~3× faster on CPU than ``Tensor.var`` over several
+    dimensions; it keeps the unbiased variance s², so it is rescaled by (k − 1)/k.
+    """
     F.batch_norm(x.detach(), m.running_mean, m.running_var, training=True, momentum=1.0)
-    k = x.numel() // x.shape[1]  # BatchNorm keeps the unbiased variance s²; want s²·(k−1)/k
+    k = x.numel() // x.shape[1]
     m.running_var.mul_((k - 1) / k)
+
+
+@contextlib.contextmanager
+def _recording(layers: list[_BatchNorm]) -> Iterator[dict[int, int]]:
+    """Within: each of ``layers``, just before it runs, takes its input's batch statistics
+    (:func:`_set_batch_statistics`); yields the number of calls per layer (by ``id``)."""
+    calls: dict[int, int] = {}
+
+    def record(module: _BatchNorm, inputs: tuple) -> None:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+        _set_batch_statistics(module, inputs[0])
+
+    handles = [m.register_forward_pre_hook(record) for m in layers]
+    try:
+        yield calls
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -159,49 +170,13 @@ def batchnorms(model: nn.Module) -> list[_BatchNorm]:
 def freeze_batch_statistics(model: nn.Module, x: Tensor, layers: list[_BatchNorm]) -> Tensor:
     """Replace the running statistics of ``layers`` by those of batch ``x``; return the output.
 
-    One forward in which the BN layers run in train mode (everything else in eval mode), with
-    momentum 1 so that each layer's running statistics become its input's batch mean and
-    unbiased variance s² over all but the channel dimension (m values per channel); the biased
-    variance the train-mode forward normalised with is s²·(m − 1)/m. (Layers without running
-    statistics get theirs from a hook instead.) The layers are then switched to eval mode with
-    these as running statistics, so a later eval forward of any single sample is the train-mode
-    forward of the batch. Letting BatchNorm's own kernel reduce is ~3× faster on CPU than
-    ``Tensor.var`` over several dimensions.
+    One forward without gradient in which each of ``layers`` (eval mode, with running
+    statistics: see :func:`prepare`) first takes its input's batch statistics
+    (:func:`_recording`), so a later eval forward of any single sample is the train-mode
+    forward of the batch.
     """
-    counts: dict[int, int] = {}
-    stats: dict[int, tuple[Tensor, Tensor]] = {}
-
-    def record(module: nn.Module, inputs: tuple) -> None:
-        inp = inputs[0]
-        counts[id(module)] = inp.numel() // inp.shape[1]
-        if module.running_mean is None:
-            dims = [d for d in range(inp.ndim) if d != 1]
-            stats[id(module)] = (inp.mean(dims), inp.var(dims, unbiased=False))
-
-    handles = [m.register_forward_pre_hook(record) for m in layers]
-    saved = [(m.training, m.momentum) for m in layers]
-    try:
-        for m in layers:
-            m.train()
-            m.momentum = 1.0
-        out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, (t, mom) in zip(layers, saved, strict=True):
-            m.train(t)
-            m.momentum = mom
-    for m in layers:
-        if m.running_mean is None:
-            mean, var = stats[id(m)]
-            m.register_buffer("running_mean", mean.clone())
-            m.register_buffer("running_var", var.clone())
-            m.track_running_stats = True
-        else:
-            k = counts[id(m)]
-            m.running_var.mul_((k - 1) / k)
-        m.eval()
-    return out
+    with _recording(layers):
+        return model(x)
 
 
 def _check_output(out: object, n: int) -> int:
