@@ -1,11 +1,10 @@
 """``nasntk score`` (score many specs into a resumable CSV) and ``nasntk benchmark`` (rank quality).
 
-Both are thin: they parse options, call :mod:`nasntk.benchmark`, and render with rich.
+Both are thin: they parse options, call :mod:`nasntk.scorecache` / :mod:`nasntk.evaluation`, and render with rich.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nasntk.errors import NasntkError
+from nasntk.tables import format_fixed
 
 _BN_HELP = (
     "BatchNorm mode of the kernel and forward passes: eval | batch | frozen (default: frozen)."
@@ -32,7 +32,9 @@ def _names(scores: Optional[list[str]]) -> Optional[list[str]]:
 
 
 def _bn(bn: Optional[str]) -> Optional[str]:
-    if bn is not None and bn not in ("eval", "batch", "frozen"):
+    from nasntk.kernels.prepare import BN_MODES
+
+    if bn is not None and bn not in BN_MODES:
         raise NasntkError(f"--bn must be eval, batch or frozen, got {bn!r}")
     return bn
 
@@ -48,16 +50,25 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _fmt(v: object) -> str:
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(f):
-        return "nan"
-    if math.isinf(f):
-        return "inf" if f > 0 else "-inf"
-    return f"{f:.3f}"
+_SPACE_OPT_HELP = "Space option KEY=VALUE (repeatable), e.g. C=8 for a narrower proxy network (see `nasntk spaces`)."
+
+
+def _space(name: str, space_opt: Optional[list[str]]) -> object:
+    """The search space ``name`` with the ``--space-opt`` options."""
+    from nasntk.search_spaces import get as get_space
+    from nasntk.study.config import parse_space_options
+
+    return get_space(name, **parse_space_options(space_opt))
+
+
+def _cells(result: object, name: str, per_col: dict, cols: list[str]) -> list[str]:
+    """Table cells of one row: Kendall τ, Spearman ρ and the top-10 hit rate per column."""
+    top10 = getattr(result, "top10", {})
+    return [
+        f"{format_fixed(per_col[c]['kendall'])}  {format_fixed(per_col[c]['spearman'])}  "
+        f"{format_fixed(top10.get(name, {}).get(c, math.nan))}"
+        for c in cols
+    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -83,9 +94,12 @@ def register(app: typer.Typer) -> None:
             1, "--seeds", help="Average each score over this many initialisations."
         ),
         bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+        space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
     ) -> None:
         """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
-        bm = importlib.import_module("nasntk.benchmark")
+        from nasntk.scorecache import score_specs
+
+        space_obj = _space(space, space_opt)
 
         if not specs.is_file():
             raise NasntkError(f"specs file not found: {specs}")
@@ -95,8 +109,15 @@ def register(app: typer.Typer) -> None:
         rows = []
         with _progress(err) as progress:
             task = progress.add_task("scoring", total=len(todo))
-            for row in bm.score_specs(
-                space, todo, data=data, out=out, scores=_names(scores), n=n, seeds=seeds, bn=_bn(bn)
+            for row in score_specs(
+                space_obj,
+                todo,
+                data=data,
+                out=out,
+                scores=_names(scores),
+                n=n,
+                seeds=seeds,
+                bn=_bn(bn),
             ):
                 rows.append(row)
                 progress.advance(task)
@@ -104,7 +125,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("benchmark")
     def benchmark_cmd(
-        truth: Path = typer.Option(..., "--truth", help="CSV with columns arch and *_acc."),
+        truth: Path = typer.Option(
+            ...,
+            "--truth",
+            help="Truth CSV: the cell (arch, genotype or matrix+ops), *_acc columns, anchors (naslib_*, params_m, flops_m).",
+        ),
         data: str = typer.Option(..., "--data", help="Image source, e.g. cifar10:PATH."),
         space: str = typer.Option("nb201", "--space", help="Search space of the truth's cells."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first K cells."),
@@ -122,9 +147,10 @@ def register(app: typer.Typer) -> None:
         cache: Optional[Path] = typer.Option(
             None, "--cache", help="Resumable CSV of per-cell scores."
         ),
+        space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
     ) -> None:
         """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
-        bm = importlib.import_module("nasntk.benchmark")
+        from nasntk.evaluation import benchmark
 
         err = Console(stderr=True)
         with _progress(err) as progress:
@@ -133,8 +159,8 @@ def register(app: typer.Typer) -> None:
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            result = bm.benchmark(
-                space,
+            result = benchmark(
+                _space(space, space_opt),
                 truth=truth,
                 data=data,
                 limit=limit,
@@ -155,13 +181,20 @@ def register(app: typer.Typer) -> None:
             table.add_column(col.removesuffix("_acc").removesuffix("_test"), justify="right")
         for name, per_col in result.scores.items():
             label = f"[bold]{name}[/bold]" if name == result.default else name
-            cells = [
-                f"{_fmt(per_col[c]['kendall'])}  {_fmt(per_col[c]['spearman'])}  "
-                f"{_fmt(result.top10.get(name, {}).get(c, math.nan))}"
-                for c in cols
-            ]
-            table.add_row(label, *cells)
+            table.add_row(label, *_cells(result, name, per_col, cols))
+        if result.anchors:
+            table.add_section()
+        for name, per_col in result.anchors.items():
+            table.add_row(f"[dim]anchor[/dim] {name}", *_cells(result, name, per_col, cols))
         Console().print(table)
+        for col in cols if result.default and result.anchors else []:
+            vs = result.versus_best_anchor(col)
+            if vs is not None:
+                best, d, lo, hi = vs
+                Console().print(
+                    f"{col}: {result.default} − best anchor ({best}): τ {d:+.3f} "
+                    f"[95% paired bootstrap CI {lo:+.3f}, {hi:+.3f}]"
+                )
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")

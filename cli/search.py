@@ -1,17 +1,17 @@
 """``nasntk search | leaderboard | plot | export | spaces | studies``: a thin layer over
-:mod:`nasntk.search`, :mod:`nasntk.leaderboard` and :mod:`nasntk.plots`.
+:mod:`nasntk.study`, :mod:`nasntk.leaderboard` and :mod:`nasntk.plots`.
 
-Progress and tables go to stderr while a search runs; the final leaderboard goes to stdout.
+Progress and tables go to stderr while a search runs; the final leaderboard goes to stdout. The
+options' defaults are those of :mod:`nasntk.study.config` (``command_default``).
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console, Group
@@ -28,12 +28,13 @@ from rich.progress import (
 from rich.table import Table
 
 from nasntk.errors import NasntkError
-
-#: What `nasntk search` runs with no options: a ~1 minute search on 2 CPU cores.
-DEFAULT_SPACE = "nb201"
-DEFAULT_SPACE_OPTIONS: dict[str, Any] = {"C": 16, "N": 1}
-DEFAULT_IMG_SIZE = 8
-DEFAULT_TRIALS = 100
+from nasntk.study.config import (
+    COMMAND_IMG_SIZE,
+    COMMAND_SPACE,
+    COMMAND_SPACE_OPTIONS,
+    DEFAULT_TRIALS,
+    command_default,
+)
 
 _STORAGE_HELP = (
     "Optuna storage URL: sqlite:///FILE.db (default: sqlite:///nasntk.db in the working "
@@ -49,7 +50,7 @@ Examples:
 
   nasntk search --space nb201 --data cifar10 --trials 200 --n-kernel 128
 
-  nasntk search --objective pntk_krr,pntk_cond,params:min --sampler nsga2 --trials 100
+  nasntk search --objective default,params:min --sampler nsga2 --trials 100
 
   nasntk search --space resnet --max-params 2e6 --workers 2 --storage journal:runs.log
 
@@ -67,44 +68,10 @@ def _stdout() -> Console:
     return Console(width=max(100, Console().width))
 
 
-def _space_options(items: Optional[list[str]]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> dict (values parsed as JSON when they are, else kept as text)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        for part in item.split(","):
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip():
-                raise NasntkError(f"--space-opt {part!r} must look like KEY=VALUE (e.g. C=8)")
-            try:
-                out[key.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                out[key.strip()] = value.strip()
-    return out
-
-
-def _number(text: Optional[str], option: str) -> Optional[int]:
-    """Budget numbers: ``2000000``, ``2e6``, ``2M``, ``500k``, ``1.5G``."""
-    if text is None:
-        return None
-    t = text.strip().lower().replace("_", "").replace(",", "")
-    scale = 1.0
-    if t and t[-1] in "kmg":
-        scale = {"k": 1e3, "m": 1e6, "g": 1e9}[t[-1]]
-        t = t[:-1]
-    try:
-        value = float(t) * scale
-    except ValueError:
-        raise NasntkError(f"{option} must be a number like 2e6, 2M or 500k, got {text!r}") from None
-    if not value > 0:
-        raise NasntkError(f"{option} must be positive, got {text!r}")
-    return int(value)
-
-
 def _objective_columns(study: Any) -> list[str]:
-    from nasntk.search import study_config
+    from nasntk.study.record import objective_names
 
-    names = list(study_config(study).get("objectives") or [])
-    return names or ["value"]
+    return objective_names(study)
 
 
 class _Display:
@@ -144,7 +111,7 @@ class _Display:
 
     def __call__(self, study: Any, trial: Any) -> None:
         from nasntk.leaderboard import rows, table
-        from nasntk.search import counted_trials
+        from nasntk.study import counted_trials
 
         done = counted_trials(study)
         if not self.started:
@@ -207,322 +174,321 @@ def _final_report(study: Any, *, top: int, seconds: Optional[float], interrupted
         err.print("no completed trials yet")
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+# The options of `nasntk search` (defaults: nasntk.study.config.command_default).
+_Space = Annotated[
+    Optional[str],
+    typer.Option(
+        "--space",
+        "-s",
+        help=f"Search space (see `nasntk spaces`) or module:Class. Default: {COMMAND_SPACE} "
+        f"with {', '.join(f'{k}={v}' for k, v in COMMAND_SPACE_OPTIONS.items())} on "
+        f"{COMMAND_IMG_SIZE}×{COMMAND_IMG_SIZE} images.",
+    ),
+]
+_SpaceOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--space-opt", help="Space option KEY=VALUE (repeatable), e.g. C=16."),
+]
+_Data = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Images: digits, cifar10[:PATH], mnist[:PATH], npz:PATH, folder:PATH.",
+    ),
+]
+_Trials = Annotated[
+    Optional[int],
+    typer.Option(
+        "--trials",
+        "-n",
+        help=f"Finished trials the study should hold (default {DEFAULT_TRIALS}, or unlimited with --timeout).",
+    ),
+]
+_Timeout = Annotated[
+    Optional[float], typer.Option("--timeout", help="Stop starting trials after this many seconds.")
+]
+_NKernel = Annotated[int, typer.Option("--n-kernel", "-N", help="Images in the kernel (N >= 4).")]
+_NLow = Annotated[
+    Optional[int],
+    typer.Option(
+        "--n-low", help="Multi-fidelity: score on this many images first; prune poor candidates."
+    ),
+]
+_Pruner = Annotated[
+    Optional[str],
+    typer.Option("--pruner", help="sha (default with --n-low) | median | hyperband | none."),
+]
+_Objective = Annotated[
+    str,
+    typer.Option(
+        "--objective",
+        "-o",
+        help="Score to optimise, or several comma-separated (multi-objective); NAME:min/max overrides the direction.",
+    ),
+]
+_Scores = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scores",
+        help="Extra scores to record (comma-separated, or 'all'); default: all pNTK scores.",
+    ),
+]
+_Sampler = Annotated[str, typer.Option("--sampler", help="tpe | random | nsga2 | grid.")]
+_MaxParams = Annotated[
+    Optional[str],
+    typer.Option(
+        "--max-params",
+        help="Parameter budget (e.g. 2e6, 2M); over-budget candidates are pruned before any kernel.",
+    ),
+]
+_MaxFlops = Annotated[
+    Optional[str], typer.Option("--max-flops", help="FLOPs budget per image (e.g. 500M).")
+]
+_Storage = Annotated[Optional[str], typer.Option("--storage", help=_STORAGE_HELP)]
+_Study = Annotated[Optional[str], typer.Option("--study", help=_STUDY_HELP)]
+_Workers = Annotated[
+    int, typer.Option("--workers", "-w", help="Worker processes sharing the storage.")
+]
+_Threads = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        help="Torch threads per worker (small kernels run fastest on 1; use --workers for more cores).",
+    ),
+]
+_Seed = Annotated[Optional[int], typer.Option("--seed", help="Sampler seed.")]
+_Device = Annotated[str, typer.Option("--device", help="cpu | cuda | auto.")]
+_Bn = Annotated[
+    Optional[str], typer.Option("--bn", help="BatchNorm in the kernel: eval | batch | frozen.")
+]
+_Seeds = Annotated[
+    int, typer.Option("--seeds", help="Average scores over this many initialisations.")
+]
+_ImgSize = Annotated[Optional[int], typer.Option("--img-size", help="Resize images to this size.")]
+_Top = Annotated[int, typer.Option("--top", "-k", help="Rows of the live and final leaderboards.")]
+_Live = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--live/--no-live", help="Live progress and table (default: when stderr is a terminal)."
+    ),
+]
+_d = command_default
+
+
+def search_cmd(
+    space: _Space = None,
+    space_opt: _SpaceOpt = None,
+    data: _Data = _d("data"),
+    trials: _Trials = _d("trials"),
+    timeout: _Timeout = _d("timeout"),
+    n_kernel: _NKernel = _d("n_kernel"),
+    n_low: _NLow = _d("n_low"),
+    pruner: _Pruner = _d("pruner"),
+    objective: _Objective = _d("objective"),
+    scores: _Scores = _d("scores"),
+    sampler: _Sampler = _d("sampler"),
+    max_params: _MaxParams = None,
+    max_flops: _MaxFlops = None,
+    storage: _Storage = _d("storage"),
+    study: _Study = _d("study_name"),
+    workers: _Workers = _d("workers"),
+    threads: _Threads = _d("threads"),
+    seed: _Seed = _d("seed"),
+    device: _Device = _d("device"),
+    bn: _Bn = _d("bn"),
+    seeds: _Seeds = _d("seeds"),
+    img_size: _ImgSize = _d("img_size"),
+    top: _Top = 10,
+    live: _Live = None,
+) -> None:
+    """Search a space for the best untrained architectures (pNTK scores at initialization).
+
+    Each trial samples an architecture, checks the budgets, builds it, scores it on N images and stores every score in the study. Ctrl-C stops cleanly: completed trials are kept.
+    """
+    from nasntk.leaderboard import check_top
+    from nasntk.study import SearchInterrupted, search
+    from nasntk.study.config import command_config
+    from nasntk.study.interrupts import sigterm_as_ctrl_c
+
+    check_top(top)
+    config = command_config(
+        space=space, space_opt=space_opt, max_params=max_params, max_flops=max_flops,
+        data=data, trials=trials, timeout=timeout, objective=objective, scores=scores,
+        sampler=sampler, seed=seed, n_kernel=n_kernel, n_low=n_low, pruner=pruner,
+        storage=storage, study_name=study, workers=workers, device=device, bn=bn,
+        seeds=seeds, img_size=img_size, threads=threads,
+    )  # fmt: skip
+    display = _Display(config.target_trials, top, sys.stderr.isatty() if live is None else live)
+    start = time.perf_counter()
+    try:
+        with sigterm_as_ctrl_c(), display:
+            result = search(config, callbacks=[display])
+    except SearchInterrupted as exc:
+        _final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
+        raise typer.Exit(130) from None
+    if not display.started and config.target_trials is not None:
+        _stderr().print(
+            f"nothing to run: the study already holds {config.target_trials} trials "
+            "(raise --trials to continue it)"
+        )
+    _final_report(result, top=top, seconds=time.perf_counter() - start, interrupted=False)
+
+
+def leaderboard_cmd(
+    storage: _Storage = None,
+    study: _Study = None,
+    top: Optional[int] = typer.Option(
+        None, "--top", "-k", help="Keep the best K rows (default: all)."
+    ),
+    fmt: str = typer.Option(
+        "table",
+        "--format",
+        "-f",
+        help="table | csv | json | markdown | html (one self-contained file with plots).",
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    plots: bool = typer.Option(
+        True, "--plots/--no-plots", help="Embed the figures in HTML output."
+    ),
+) -> None:
+    """Ranked candidates of a study with every score, params, FLOPs and spec."""
+    from nasntk.leaderboard import check_format, render, rows, study_info, table
+    from nasntk.study import load_study
+
+    check_format(fmt)
+    st = load_study(storage, study)
+    ranked = rows(st, top=top)
+    if fmt == "table" and out is None:
+        _stdout().print(table(ranked, title=f"{st.study_name}: {len(ranked)} candidates"))
+        return
+    images = None
+    if fmt == "html" and plots and ranked:
+        from nasntk.plots import figures
+
+        images = figures(st)
+    info = study_info(st) if fmt == "html" else {}
+    title = f"nasntk leaderboard: {st.study_name}"
+    text = render(ranked, fmt, title=title, images=images, info=info)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        _write(out, text)
+        _stderr().print(f"wrote {len(ranked)} rows to {out}")
+
+
+def plot_cmd(
+    out: Path = typer.Option(Path("plots"), "--out", help="Folder for the PNG files."),
+    storage: _Storage = None,
+    study: _Study = None,
+) -> None:
+    """PNG figures: optimisation history, score vs parameters, Pareto front (multi-objective)."""
+    from nasntk.plots import save
+    from nasntk.study import load_study
+
+    for path in save(load_study(storage, study), out):
+        print(path)
+
+
+def export_cmd(
+    rank: int = typer.Option(1, "--rank", "-r", help="Leaderboard rank to export (1 = best)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON file (default: stdout)."),
+    storage: _Storage = None,
+    study: _Study = None,
+) -> None:
+    """Write one leaderboard row (space, spec, scores) as JSON; nasntk.build(row) rebuilds it."""
+    from nasntk.leaderboard import check_rank, export_row
+    from nasntk.study import load_study
+
+    check_rank(rank)
+    row = export_row(load_study(storage, study), rank)
+    text = json.dumps(row, indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        _write(out, text)
+        _stderr().print(f"wrote rank {rank} (trial {row['trial']}) to {out}")
+
+
+def spaces_cmd(
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Show only this space."),
+) -> None:
+    """Search spaces and their dimensions."""
+    from nasntk.search_spaces import get, names
+
+    tbl = Table(title="search spaces")
+    tbl.add_column("space", style="bold")
+    tbl.add_column("dimension")
+    tbl.add_column("choices")
+    tbl.add_column("meaning")
+    chosen = [space] if space else names()
+    for name in chosen:
+        try:
+            obj = get(name)
+        except NasntkError as exc:
+            if space:
+                raise
+            tbl.add_row(name, "", f"(unavailable: {exc})", "")
+            continue
+        dims = list(getattr(obj, "dimensions", ()))
+        if tbl.row_count:
+            tbl.add_section()
+        if not dims:
+            tbl.add_row(name, "", "", "")
+        for i, d in enumerate(dims):
+            tbl.add_row(name if i == 0 else "", d.name, d.choices, d.help)
+    _stdout().print(tbl)
+
+
+def studies_cmd(
+    storage: _Storage = None,
+) -> None:
+    """Studies in a storage with their trial counts."""
+    from nasntk.study import study_summaries
+
+    summaries = study_summaries(storage)
+    tbl = Table(title="studies", show_lines=True)
+    tbl.add_column("study (space · data · objectives)", overflow="fold", ratio=1)
+    for col in ("trials", "complete", "pruned", "failed", "running"):
+        tbl.add_column(col, justify="right", no_wrap=True)
+    tbl.add_column("started", no_wrap=True)
+    for s in summaries:
+        what = " · ".join(
+            x for x in (str(s["space"]), str(s["data"]), ",".join(s["objectives"])) if x
+        )
+        tbl.add_row(
+            f"[bold]{s['study']}[/]" + (f"\n[dim]{what}[/]" if what else ""),
+            *(str(s[k]) for k in ("trials", "complete", "pruned", "fail", "running")),
+            s["started"][5:16].replace("T", " "),
+        )
+    _stdout().print(tbl)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``search``, ``leaderboard``, ``plot``, ``export``, ``spaces`` and ``studies``."""
-
-    @app.command("search", epilog=SEARCH_EPILOG)
-    def search_cmd(
-        space: Optional[str] = typer.Option(
-            None,
-            "--space",
-            "-s",
-            help=f"Search space (see `nasntk spaces`) or module:Class. Default: {DEFAULT_SPACE} "
-            "with C=16, N=1 on 8×8 images.",
-        ),
-        space_opt: Optional[list[str]] = typer.Option(
-            None, "--space-opt", help="Space option KEY=VALUE (repeatable), e.g. C=16."
-        ),
-        data: str = typer.Option(
-            "digits",
-            "--data",
-            "-d",
-            help="Images: digits, cifar10[:PATH], mnist[:PATH], npz:PATH, folder:PATH.",
-        ),
-        trials: Optional[int] = typer.Option(
-            None,
-            "--trials",
-            "-n",
-            help=f"Finished trials the study should hold (default {DEFAULT_TRIALS}, or unlimited with --timeout).",
-        ),
-        timeout: Optional[float] = typer.Option(
-            None, "--timeout", help="Stop starting trials after this many seconds."
-        ),
-        n_kernel: int = typer.Option(64, "--n-kernel", "-N", help="Images in the kernel (N >= 4)."),
-        n_low: Optional[int] = typer.Option(
-            None,
-            "--n-low",
-            help="Multi-fidelity: score on this many images first; prune poor candidates.",
-        ),
-        pruner: Optional[str] = typer.Option(
-            None, "--pruner", help="sha (default with --n-low) | median | hyperband | none."
-        ),
-        objective: str = typer.Option(
-            "default",
-            "--objective",
-            "-o",
-            help="Score to optimise, or several comma-separated (multi-objective); NAME:min/max overrides the direction.",
-        ),
-        scores: Optional[str] = typer.Option(
-            None,
-            "--scores",
-            help="Extra scores to record (comma-separated, or 'all'); default: all pNTK scores.",
-        ),
-        sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | nsga2 | grid."),
-        max_params: Optional[str] = typer.Option(
-            None,
-            "--max-params",
-            help="Parameter budget (e.g. 2e6, 2M); over-budget candidates are pruned before any kernel.",
-        ),
-        max_flops: Optional[str] = typer.Option(
-            None, "--max-flops", help="FLOPs budget per image (e.g. 500M)."
-        ),
-        storage: Optional[str] = typer.Option(None, "--storage", help=_STORAGE_HELP),
-        study: Optional[str] = typer.Option(None, "--study", help=_STUDY_HELP),
-        workers: int = typer.Option(
-            1, "--workers", "-w", help="Worker processes sharing the storage."
-        ),
-        threads: int = typer.Option(
-            1,
-            "--threads",
-            help="Torch threads per worker (small kernels run fastest on 1; use --workers for more cores).",
-        ),
-        seed: Optional[int] = typer.Option(0, "--seed", help="Sampler seed."),
-        device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto."),
-        bn: Optional[str] = typer.Option(
-            None, "--bn", help="BatchNorm in the kernel: eval | batch | frozen."
-        ),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Average scores over this many initialisations."
-        ),
-        img_size: Optional[int] = typer.Option(
-            None, "--img-size", help="Resize images to this size."
-        ),
-        top: int = typer.Option(10, "--top", "-k", help="Rows of the live and final leaderboards."),
-        live: Optional[bool] = typer.Option(
-            None,
-            "--live/--no-live",
-            help="Live progress and table (default: when stderr is a terminal).",
-        ),
-    ) -> None:
-        """Search a space for the best untrained architectures (pNTK scores at initialization).
-
-        Each trial samples an architecture, checks the budgets, builds it, scores it on N images and stores every score in the study. Ctrl-C stops cleanly: completed trials are kept.
-        """
-        from nasntk.search import SearchInterrupted, search
-
-        options = _space_options(space_opt)
-        if space is None:
-            space = DEFAULT_SPACE
-            options = {**DEFAULT_SPACE_OPTIONS, **options}
-            if img_size is None:
-                img_size = DEFAULT_IMG_SIZE
-        if trials is None and timeout is None:
-            trials = DEFAULT_TRIALS
-        if top < 1:
-            raise NasntkError(f"--top must be at least 1, got {top}")
-        enabled = sys.stderr.isatty() if live is None else live
-        display = _Display(trials, top, enabled)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        start = time.perf_counter()
-        try:
-            with display:
-                result = search(
-                    space,
-                    data=data,
-                    trials=trials,
-                    timeout=timeout,
-                    objective=objective,
-                    scores=scores,
-                    sampler=sampler,
-                    seed=seed,
-                    n_kernel=n_kernel,
-                    n_low=n_low,
-                    pruner=pruner,
-                    max_params=_number(max_params, "--max-params"),
-                    max_flops=_number(max_flops, "--max-flops"),
-                    storage=storage,
-                    study_name=study,
-                    workers=workers,
-                    device=device,
-                    bn=bn,
-                    seeds=seeds,
-                    space_options=options,
-                    img_size=img_size,
-                    threads=threads,
-                    callbacks=[display],
-                )
-        except SearchInterrupted as exc:
-            _final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
-            raise typer.Exit(130) from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        if not display.started and trials is not None:
-            _stderr().print(
-                f"nothing to run: the study already holds {trials} trials "
-                "(raise --trials to continue it)"
-            )
-        _final_report(result, top=top, seconds=time.perf_counter() - start, interrupted=False)
-
-    @app.command(
+    app.command("search", epilog=SEARCH_EPILOG)(search_cmd)
+    app.command(
         "leaderboard",
         epilog="Examples:\n\n  nasntk leaderboard --top 20\n\n"
         "  nasntk leaderboard --format html --out leaderboard.html\n\n"
         "  nasntk leaderboard --study nb201-digits-default-n64 --format csv --out lb.csv",
-    )
-    def leaderboard_cmd(
-        storage: Optional[str] = typer.Option(None, "--storage", help=_STORAGE_HELP),
-        study: Optional[str] = typer.Option(None, "--study", help=_STUDY_HELP),
-        top: Optional[int] = typer.Option(
-            None, "--top", "-k", help="Keep the best K rows (default: all)."
-        ),
-        fmt: str = typer.Option(
-            "table",
-            "--format",
-            "-f",
-            help="table | csv | json | markdown | html (one self-contained file with plots).",
-        ),
-        out: Optional[Path] = typer.Option(
-            None, "--out", help="Write to this file instead of stdout."
-        ),
-        plots: bool = typer.Option(
-            True, "--plots/--no-plots", help="Embed the figures in HTML output."
-        ),
-    ) -> None:
-        """Ranked candidates of a study with every score, params, FLOPs and spec."""
-        from nasntk.leaderboard import FORMATS, render, rows, summary, table
-        from nasntk.search import load_study, study_config
-
-        if fmt not in FORMATS and fmt != "md":
-            raise NasntkError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        st = load_study(storage, study)
-        ranked = rows(st, top=top)
-        if fmt == "table" and out is None:
-            _stdout().print(table(ranked, title=f"{st.study_name}: {len(ranked)} candidates"))
-            return
-        images = None
-        info: dict[str, Any] = {}
-        if fmt == "html":
-            config = study_config(st)
-            s = summary(st)
-            info = {
-                "study": st.study_name,
-                "space": config.get("space", ""),
-                "data": config.get("data", ""),
-                "N": config.get("n_kernel", ""),
-                "objectives": ", ".join(config.get("objectives", [])),
-                "trials": f"{s['trials']} ({s['complete']} complete, {s['pruned']} pruned, {s['fail']} failed)",
-            }
-            if plots and ranked:
-                from nasntk.plots import figures
-
-                images = figures(st)
-        text = render(
-            ranked, fmt, title=f"nasntk leaderboard: {st.study_name}", images=images, info=info
-        )
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            _write(out, text)
-            _stderr().print(f"wrote {len(ranked)} rows to {out}")
-
-    @app.command(
+    )(leaderboard_cmd)
+    app.command(
         "plot",
         epilog="Examples:\n\n  nasntk plot --out plots\n\n  nasntk plot --study my-study --storage journal:runs.log --out figs",
-    )
-    def plot_cmd(
-        out: Path = typer.Option(Path("plots"), "--out", help="Folder for the PNG files."),
-        storage: Optional[str] = typer.Option(None, "--storage", help=_STORAGE_HELP),
-        study: Optional[str] = typer.Option(None, "--study", help=_STUDY_HELP),
-    ) -> None:
-        """PNG figures: optimisation history, score vs parameters, Pareto front (multi-objective)."""
-        from nasntk.plots import save
-        from nasntk.search import load_study
-
-        for path in save(load_study(storage, study), out):
-            print(path)
-
-    @app.command(
+    )(plot_cmd)
+    app.command(
         "export",
         epilog="Examples:\n\n  nasntk export --rank 1 --out best.json\n\n"
         "  python -c \"import json, nasntk; print(nasntk.build(json.load(open('best.json'))))\"",
+    )(export_cmd)
+    app.command("spaces", epilog="Examples:\n\n  nasntk spaces\n\n  nasntk spaces --space nb201")(
+        spaces_cmd
     )
-    def export_cmd(
-        rank: int = typer.Option(1, "--rank", "-r", help="Leaderboard rank to export (1 = best)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="JSON file (default: stdout)."),
-        storage: Optional[str] = typer.Option(None, "--storage", help=_STORAGE_HELP),
-        study: Optional[str] = typer.Option(None, "--study", help=_STUDY_HELP),
-    ) -> None:
-        """Write one leaderboard row (space, spec, scores) as JSON; nasntk.build(row) rebuilds it."""
-        from nasntk.leaderboard import render, rows
-        from nasntk.search import load_study
-
-        if rank < 1:
-            raise NasntkError(f"--rank must be at least 1, got {rank}")
-        st = load_study(storage, study)
-        ranked = rows(st)
-        if rank > len(ranked):
-            raise NasntkError(
-                f"study {st.study_name!r} has {len(ranked)} ranked candidates, no rank {rank}"
-            )
-        row = json.loads(render([ranked[rank - 1]], "json"))[0]
-        row["study"] = st.study_name
-        text = json.dumps(row, indent=2) + "\n"
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            _write(out, text)
-            _stderr().print(f"wrote rank {rank} (trial {row['trial']}) to {out}")
-
-    @app.command("spaces", epilog="Examples:\n\n  nasntk spaces\n\n  nasntk spaces --space nb201")
-    def spaces_cmd(
-        space: Optional[str] = typer.Option(None, "--space", "-s", help="Show only this space."),
-    ) -> None:
-        """Search spaces and their dimensions."""
-        from nasntk.search_spaces import get, names
-
-        tbl = Table(title="search spaces")
-        tbl.add_column("space", style="bold")
-        tbl.add_column("dimension")
-        tbl.add_column("choices")
-        tbl.add_column("meaning")
-        chosen = [space] if space else names()
-        for name in chosen:
-            try:
-                obj = get(name)
-            except NasntkError as exc:
-                if space:
-                    raise
-                tbl.add_row(name, "", f"(unavailable: {exc})", "")
-                continue
-            dims = list(getattr(obj, "dimensions", ()))
-            if tbl.row_count:
-                tbl.add_section()
-            if not dims:
-                tbl.add_row(name, "", "", "")
-            for i, d in enumerate(dims):
-                tbl.add_row(name if i == 0 else "", d.name, d.choices, d.help)
-        _stdout().print(tbl)
-
-    @app.command(
+    app.command(
         "studies",
         epilog="Examples:\n\n  nasntk studies\n\n  nasntk studies --storage postgresql://me@db/nas",
-    )
-    def studies_cmd(
-        storage: Optional[str] = typer.Option(None, "--storage", help=_STORAGE_HELP),
-    ) -> None:
-        """Studies in a storage with their trial counts."""
-        from nasntk.search import study_summaries
-
-        summaries = study_summaries(storage)
-        tbl = Table(title="studies", show_lines=True)
-        tbl.add_column("study (space · data · objectives)", overflow="fold", ratio=1)
-        for col in ("trials", "complete", "pruned", "failed", "running"):
-            tbl.add_column(col, justify="right", no_wrap=True)
-        tbl.add_column("started", no_wrap=True)
-        for s in summaries:
-            what = " · ".join(
-                x for x in (str(s["space"]), str(s["data"]), ",".join(s["objectives"])) if x
-            )
-            tbl.add_row(
-                f"[bold]{s['study']}[/]" + (f"\n[dim]{what}[/]" if what else ""),
-                *(str(s[k]) for k in ("trials", "complete", "pruned", "fail", "running")),
-                s["started"][5:16].replace("T", " "),
-            )
-        _stdout().print(tbl)
+    )(studies_cmd)
 
 
 def _write(path: Path, text: str) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import json
 import math
 import os
@@ -42,11 +41,8 @@ import numpy as np
 import torch
 
 import nasntk
-from nasntk import baselines, spectral
+from nasntk import baselines, groundtruth, proxies, rankstats, scorecache, spectral
 from nasntk.search_spaces import get as get_space
-
-bm = importlib.import_module("nasntk.benchmark")  # the module (nasntk.benchmark is the function)
-proxies = importlib.import_module("nasntk.proxies")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NASNTK_SHARED", ROOT.parent / "shared"))
@@ -59,7 +55,7 @@ N_BOOT = 1000
 
 
 def _ci(score: np.ndarray, acc: np.ndarray) -> str:
-    point, lo, hi = bm.bootstrap_ci(score, acc, n_boot=N_BOOT, seed=0)
+    point, lo, hi = rankstats.bootstrap_ci(score, acc, n_boot=N_BOOT, seed=0)
     return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
@@ -94,7 +90,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         result.scores, key=lambda s: -np.nan_to_num(result.scores[s][COLUMNS[0]]["kendall"], nan=-9)
     )
     for name in order:
-        oriented = bm.orient(result.values[name], result.directions.get(name, "maximize"))
+        oriented = rankstats.orient(result.values[name], result.directions.get(name, "maximize"))
         taus = [_ci(oriented, truth.columns[c]) for c in COLUMNS]
         rhos = [f"{result.scores[name][c]['spearman']:.3f}" for c in COLUMNS]
         label = f"**{name}**" if name == result.default else name
@@ -135,8 +131,8 @@ def paired_difference(result, a: str, b: str, column: str) -> str:
     the same resample, so the CI is of the difference itself)."""
     from scipy import stats
 
-    va = bm.orient(result.values[a], result.directions.get(a, "maximize"))
-    vb = bm.orient(result.values[b], result.directions.get(b, "maximize"))
+    va = rankstats.orient(result.values[a], result.directions.get(a, "maximize"))
+    vb = rankstats.orient(result.values[b], result.directions.get(b, "maximize"))
     acc = result.truth.columns[column]
     rng = np.random.default_rng(0)
     diffs = []
@@ -219,7 +215,7 @@ def run_score(args: argparse.Namespace) -> None:
     BatchNorm, seed 0) is kept in ``out/nb201_kernels/<row>.npz`` for the configuration sweep.
     """
     i, k = (int(v) for v in args.shard.split("/"))
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     batch = nasntk.load_data(f"cifar10:{CIFAR}", args.n)
     folder = OUT / "nb201_kernels"
     folder.mkdir(parents=True, exist_ok=True)
@@ -237,7 +233,7 @@ def run_score(args: argparse.Namespace) -> None:
             return kern
 
         keep = functools.partial(proxies.compute, kernel_fn=recording)
-        for _ in bm.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n,
+        for _ in scorecache.score_specs("nb201", [truth.archs[r]], data=batch, out=out, n=args.n,
                                 compute=keep, scores=names):  # fmt: skip
             pass
         if kernels:
@@ -256,15 +252,15 @@ def merge_shards(cache: Path) -> None:
     import csv
 
     def key(r: dict[str, str]) -> tuple:
-        scores = frozenset(c for c, v in r.items() if v and c not in bm.META_COLUMNS)
+        scores = frozenset(c for c, v in r.items() if v and c not in scorecache.META_COLUMNS)
         return r["spec"], r["data"], r["n"], scores
 
     shards = sorted(OUT.glob("nb201_dev_scores.shard*.csv"), key=lambda p: (p.name.count("."), p))
-    rows = bm.read_rows(cache) if cache.exists() else []
+    rows = scorecache.read_rows(cache) if cache.exists() else []
     have = {key(r) for r in rows}
     added = []
     for shard in shards:
-        for r in bm.read_rows(shard):
+        for r in scorecache.read_rows(shard):
             if key(r) not in have:
                 have.add(key(r))
                 added.append(r)
@@ -340,28 +336,22 @@ def kernel_quantities(k: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             q[f"krr_mse_f{frac:g}_r{ridge:g}"] = r["mse"]
         q[f"loo_mse_r{ridge:g}"] = _loo_mse(k, targets, ridge)
         q[f"loo_mse_c_r{ridge:g}"] = _loo_mse(kc, targets, ridge)
-    q["flat"] = log_flatness(eigs)
-    q["flat_c"] = log_flatness(ceigs)
+    q["flat"] = _safe(lambda: spectral.log10_flatness(eigs))
+    q["flat_c"] = _safe(lambda: spectral.log10_flatness(ceigs))
     d = np.sqrt(np.clip(np.diag(k), 1e-300, None))
     corr = k / d[:, None] / d[None, :]
-    q["flat_corr"] = log_flatness(spectral.eigenvalues(corr))
-    q["flat_corr_c"] = log_flatness(spectral.centered_eigenvalues(corr))
+    q["flat_corr"] = _safe(lambda: spectral.log10_flatness(spectral.eigenvalues(corr)))
+    q["flat_corr_c"] = _safe(
+        lambda: spectral.log10_flatness(spectral.correlation_centered_eigenvalues(k))
+    )
     q["cond_no_top"] = math.log10(eigs[-2] / eigs[0]) if eigs[0] > 0 else math.inf
     rest = eigs[:-1]  # the top eigenvalue set aside
     ok = eigs[0] > len(eigs) * np.finfo(float).eps * eigs[-1]
     q["min_am_no_top"] = math.log10(rest[0] / rest.mean()) if ok else -math.inf
-    q["min_gm_no_top"] = float(np.log10(rest[0]) - np.log10(rest).mean()) if ok else -math.inf
+    q["min_gm_no_top"] = _safe(lambda: spectral.log10_min_over_gm(eigs))
     yy = targets @ targets.T
     q["kta_c"] = float(np.sum(kc * yy) / (np.linalg.norm(kc) * np.linalg.norm(yy) + 1e-300))
     return q
-
-
-def log_flatness(eigs: np.ndarray) -> float:
-    """log10 of the spectral flatness GM/AM of the eigenvalues: mean_i log10(λ_i / mean λ) ≤ 0."""
-    lam = np.asarray(eigs, dtype=float)
-    if lam.max() <= 0 or lam.min() <= len(lam) * np.finfo(float).eps * lam.max():
-        return -math.inf
-    return float(np.mean(np.log10(lam / lam.mean())))
 
 
 def _safe_krr(k: np.ndarray, labels: np.ndarray, frac: float, ridge: float) -> dict[str, float]:
@@ -373,7 +363,7 @@ def _safe_krr(k: np.ndarray, labels: np.ndarray, frac: float, ridge: float) -> d
 
 def subset_cells(size: int, offset: int = 0) -> list[int]:
     """Dev-split rows ``offset .. offset+size`` of a fixed permutation (numpy default_rng(0))."""
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     perm = np.random.default_rng(0).permutation(len(truth))
     return sorted(perm[offset : offset + size].tolist())
 
@@ -390,7 +380,7 @@ def sweep_setting(bn: str, n: int, seed: int, rows: list[int]) -> None:
     """
     folder = _setting_dir(bn, n, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     if (n, seed) == (64, 0) and bn in ("frozen", "eval"):
         _reuse_scored(bn, rows, folder)
     todo = [i for i in rows if not (folder / f"{i}.npz").exists()]
@@ -422,8 +412,8 @@ def _reuse_scored(bn: str, rows: list[int], folder: Path) -> None:
     scores = OUT / "nb201_dev_scores.csv"
     if not (kept / "labels.npy").exists() or not scores.exists():
         return
-    truth = bm.read_truth(TRUTH)
-    by_spec = {r["spec"]: r for r in bm.read_rows(scores)}
+    truth = groundtruth.read_truth(TRUTH)
+    by_spec = {r["spec"]: r for r in scorecache.read_rows(scores)}
     np.save(folder / "labels.npy", np.load(kept / "labels.npy"))
     for i in rows:
         src, row = kept / f"{i}.npz", by_spec.get(truth.archs[i])
@@ -481,7 +471,7 @@ def _csv_by_spec() -> dict[str, dict[str, str]]:
     """The benchmark cache's rows per spec, merged (later non-empty values win: rescores)."""
     rows: dict[str, dict[str, str]] = {}
     path = OUT / "nb201_dev_scores.csv"
-    for r in bm.read_rows(path) if path.exists() else []:
+    for r in scorecache.read_rows(path) if path.exists() else []:
         rows.setdefault(r["spec"], {}).update({k: v for k, v in r.items() if v != ""})
     return rows
 
@@ -493,7 +483,7 @@ def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.n
     if not all(f.exists() for f in files):
         return None
     labels = np.load(folder / "labels.npy")
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     scored = _csv_by_spec()
     per_cell = []
     for i, f in zip(rows, files, strict=True):
@@ -511,7 +501,7 @@ def _load_scored(rows: list[int]) -> dict[tuple[str, int, int], dict[str, np.nda
     """The two N=64, seed-0 settings (frozen, eval) of every scored cell, from the kernels that
     ``score`` kept (``out/nb201_kernels``) and the scores CSV (params, NASWOT, seconds)."""
     folder = OUT / "nb201_kernels"
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     csv_rows = _csv_by_spec()
     labels = np.load(folder / "labels.npy")
     per_bn: dict[str, list[dict[str, float]]] = {"frozen": [], "eval": []}
@@ -655,11 +645,11 @@ def _rank_mean(*scores: np.ndarray) -> np.ndarray:
 
 
 def run_configs(args: argparse.Namespace) -> None:
-    truth = bm.read_truth(TRUTH)
+    truth = groundtruth.read_truth(TRUTH)
     if args.full:  # every cell ``score`` kept the kernels of (N = 64, seed 0, frozen + eval)
         folder = OUT / "nb201_kernels"
         merge_shards(OUT / "nb201_dev_scores.csv")
-        scored = {r["spec"] for r in bm.read_rows(OUT / "nb201_dev_scores.csv")}
+        scored = {r["spec"] for r in scorecache.read_rows(OUT / "nb201_dev_scores.csv")}
         rows = [i for i in range(len(truth))
                 if (folder / f"{i}.npz").exists() and truth.archs[i] in scored]  # fmt: skip
         loaded = _load_scored(rows)
@@ -683,7 +673,7 @@ def run_configs(args: argparse.Namespace) -> None:
     print("| configuration | " + " | ".join(f"τ {SHORT[c]}" for c in COLUMNS) + " | s/cell |")
     print("|---|" + "---|" * (len(COLUMNS) + 1))
     for name, v in cfg.items():
-        cells = [_ci(bm.orient(v), acc[c]) for c in COLUMNS]
+        cells = [_ci(rankstats.orient(v), acc[c]) for c in COLUMNS]
         secs = [np.nanmean(q["seconds"]) for (bn, n, sd), q in loaded.items()
                 if f"bn={bn}, N={n}, seed {sd}" in name and np.isfinite(q["seconds"]).any()]  # fmt: skip
         sec = f"{secs[0]:.2f}" if secs and np.isfinite(secs[0]) else ""

@@ -6,7 +6,7 @@ Simulated searches over a lookup table, so that hundreds of searches cost second
   1,500 cells with their 200-epoch CIFAR-10 test accuracy), or its first ``--limit`` cells;
 - each cell's scores come from a per-cell score table: ``--scores-csv`` (the output of
   ``nasntk score`` / ``nasntk benchmark --cache``: a ``spec`` column with the cell string and one
-  column per score), else computed here (resumably) with ``nasntk.benchmark.score_specs`` on
+  column per score), else computed here (resumably) with ``nasntk.scorecache.score_specs`` on
   ``--n`` CIFAR-10 images into ``experiments/out/search_quality/scores_<data>_n<N>_default-<tag>.csv``
   (``tag``: a hash of the default score's description, so a redefined default is rescored);
 - "top x%" is the best ⌈x% · M⌉ of the M cells by CIFAR-10 accuracy.
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import importlib
 import math
 import os
 import sys
@@ -76,10 +75,11 @@ def read_scores(path: Path) -> dict[str, dict[str, str]]:
 
 def compute_scores(archs: list[str], data: str, n: int, cache: Path) -> dict[str, dict[str, str]]:
     """Score every cell (default, params) with the public API; resumable through ``cache``."""
-    benchmark = importlib.import_module("nasntk.benchmark")
+    from nasntk.scorecache import score_specs
+
     cache.parent.mkdir(parents=True, exist_ok=True)
     start, done = time.perf_counter(), 0
-    rows = benchmark.score_specs("nb201", archs, data=data, out=cache, scores=["default"], n=n)
+    rows = score_specs("nb201", archs, data=data, out=cache, scores=["default"], n=n)
     for done, _ in enumerate(rows, start=1):
         if done % 50 == 0:
             rate = (time.perf_counter() - start) / done
@@ -206,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    space = importlib.import_module("nasntk.search_spaces").get("nb201")
+    from nasntk import proxies
+    from nasntk.search_spaces import get as get_space
+
+    space = get_space("nb201")
 
     truth = read_truth(args.truth, args.limit)
     if args.scores_csv is not None:
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         source = str(args.scores_csv)
     else:
         # The cache is keyed by the default score's description, so redefining it rescored.
-        about = importlib.import_module("nasntk.proxies").get("default").help
+        about = proxies.get("default").help
         tag = hashlib.sha1(about.encode()).hexdigest()[:8]
         cache = args.out / f"scores_{args.data.split(':')[0]}_n{args.n}_default-{tag}.csv"
         t0 = time.perf_counter()

@@ -7,9 +7,10 @@ The public Python API (the CLI is a thin layer over it)::
     from nasntk import search, build           # Optuna search; rebuild a leaderboard row
     from nasntk import benchmark, validate     # rank quality against ground truth / short training
 
-The functions are bound eagerly: several share their name with the submodule that defines them
-(``nasntk.search``, ``nasntk.validate``, ``nasntk.benchmark``), and binding the function after importing the
-submodule is what makes ``nasntk.search`` the function whatever was imported first. Ranked rows of a study: ``nasntk.leaderboard.rows(study)``.
+``search`` and ``build`` live in the package ``nasntk.study``, ``validate`` in the module
+``nasntk.validation``, ``benchmark`` in ``nasntk.evaluation``: ``nasntk.search``,
+``nasntk.validate`` and ``nasntk.benchmark`` are only the functions. Ranked rows of a study:
+``nasntk.leaderboard.rows(study)``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from nasntk.kernels import entk, kernel, pntk
 from nasntk.data import load as load_data
 from nasntk.proxies import score
 from nasntk.search_spaces import get as get_space
-from nasntk.benchmark import benchmark
-from nasntk.search import build, search
-from nasntk.validate import validate
+from nasntk.evaluation import benchmark
+from nasntk.study import build, search
+from nasntk.validation import validate
 
 __all__ = [
     "NasntkError",

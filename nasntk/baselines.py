@@ -107,24 +107,46 @@ def params(model: nn.Module) -> float:
     return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def _opened_gates(model: nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Trainable tensors that are all zero and are not biases — scales initialised shut, such as
+    the last BatchNorm γ of a residual branch (timm's ``zero_init_last``, Goyal et al. 2017) or a
+    zero layer-scale — replaced by random values: a generic point of the parameters, where
+    training takes them after one step. Zero biases are additive, not gates, and stay zero."""
+    out = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad and name.rsplit(".", 1)[-1] != "bias" and not p.detach().any():
+            r = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            out[name] = r.to(device=p.device, dtype=p.dtype)
+    return out
+
+
 def live_tensors(
     model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: int = 0
 ) -> list[tuple[torch.Tensor, bool]]:
     """Each trainable parameter tensor θ_l with whether the output depends on it:
     ∂(Σ_n w_n f̄(x_n))/∂θ_l ≠ 0, where f̄ = Σ_j f_j/√O is the pNTK's summed logit, x_n the first
-    ``samples`` inputs and w ~ N(0, I) (seeded), BatchNorm in eval mode (see :func:`live_params`).
+    ``samples`` inputs and w ~ N(0, I) (seeded), BatchNorm in eval mode, with every gate that is
+    initialised shut opened (:func:`_opened_gates`; see :func:`live_params`).
     """
-    tensors = [p for p in model.parameters() if p.requires_grad]
-    if not tensors:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         return []
     xs = x[: max(1, samples)]
+    gen = torch.Generator().manual_seed(seed)
+    gates = _opened_gates(model, gen)
+    values = {n: gates.get(n, p) for n, p in named}
+    if gates:  # differentiate with respect to the substituted values
+        values = {
+            n: v.detach().requires_grad_(True) if n in gates else v for n, v in values.items()
+        }
     with forward_mode(model, "eval"), torch.enable_grad():
-        out = logits(model(xs))
-        gen = torch.Generator().manual_seed(seed)
+        out = logits(torch.func.functional_call(model, values, (xs,), strict=False))
         w = torch.randn(out.shape[0], generator=gen, dtype=torch.float64)
         fbar = out.sum(1) / math.sqrt(out.shape[1])
-        grads = torch.autograd.grad((w.to(fbar) * fbar).sum(), tensors, allow_unused=True)
-    return [(p, g is not None and bool(g.any())) for p, g in zip(tensors, grads, strict=True)]
+        grads = torch.autograd.grad(
+            (w.to(fbar) * fbar).sum(), list(values.values()), allow_unused=True
+        )
+    return [(p, g is not None and bool(g.any())) for (_, p), g in zip(named, grads, strict=True)]
 
 
 def live_params(model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: int = 0) -> float:
@@ -132,11 +154,13 @@ def live_params(model: nn.Module, x: torch.Tensor, *, samples: int = 4, seed: in
     that :func:`live_tensors` finds live. (Ours, not a published baseline.)
 
     A tensor counts when it contributes to the pNTK: its part of the trace, Σ_n ‖∂f̄(x_n)/∂θ_l‖²,
-    is non-zero (the random weights w make an exact cancellation a probability-zero event).
-    Parameters behind a multiplication by zero (NAS-Bench-201's ``none`` edge), fed only zeros, or
-    cut off from the output have an identically zero gradient, at initialisation and all through
-    gradient-descent training: they are not capacity. Equals :func:`params` for a model without
-    such parameters.
+    is non-zero (the random weights w make an exact cancellation a probability-zero event), at
+    a generic point of the gates: a scale initialised to zero (a residual branch's last BN γ)
+    opens after the first step and the branch behind it trains, so it is evaluated opened.
+    Parameters behind a constant multiplication by zero (NAS-Bench-201's ``none`` edge), fed
+    only zeros, or cut off from the output have an identically zero gradient, at initialisation
+    and all through gradient-descent training: they are not capacity. Equals :func:`params` for
+    a model without such parameters.
     """
     return float(
         sum(p.numel() for p, live in live_tensors(model, x, samples=samples, seed=seed) if live)

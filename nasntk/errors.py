@@ -1,4 +1,4 @@
-"""The one exception type users can cause.
+"""The one exception type users can cause, and the one-line form of any error message.
 
 Every error a user can trigger (unknown space or score, malformed spec, missing file, bad storage
 URL, a model the kernel engine cannot handle) is raised as :class:`NasntkError` with a message
@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class NasntkError(Exception):
     """A problem the user can fix; ``str(err)`` is a one-line message for them."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``str(exc)`` on one line (whitespace collapsed), at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -33,37 +33,39 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nasntk.errors import NasntkError
-from nasntk.search import RECORD_KEYS
+from nasntk.study import record
+from nasntk.study.record import decode_float, objective_names, study_config
+from nasntk.tables import format_value, markdown_table
 
-__all__ = ["FORMATS", "pareto_ranks", "render", "rows", "summary", "table"]
+__all__ = [
+    "FORMATS",
+    "check_format",
+    "check_rank",
+    "check_top",
+    "export_row",
+    "pareto_ranks",
+    "render",
+    "rows",
+    "study_info",
+    "summary",
+    "table",
+]
 
 #: Output formats of :func:`render`.
 FORMATS = ("table", "csv", "json", "markdown", "html")
-_SHAPE_KEYS = ("num_classes", "in_chans", "img_size")
-_NOT_SCORES = set(RECORD_KEYS)
+_SHAPE_KEYS = record.SHAPE_KEYS
 
 
-def _num(value: Any) -> Any:
-    """Stored numbers back to floats ('inf', '-inf', 'nan' strings included)."""
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    return value
+def check_format(fmt: str) -> None:
+    """``--format`` names one of :data:`FORMATS` (or ``md``)."""
+    if fmt not in FORMATS and fmt != "md":
+        raise NasntkError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-def _config(study: optuna.Study) -> dict[str, Any]:
-    value = study.user_attrs.get("nasntk")
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _objective_names(study: optuna.Study) -> list[str]:
-    names = list(_config(study).get("objectives") or [])
-    if len(names) != len(study.directions):
-        names = (
-            ["value"]
-            if len(study.directions) == 1
-            else [f"value_{i}" for i in range(len(study.directions))]
-        )
-    return names
+def check_top(top: int | None) -> None:
+    """``--top`` keeps at least one row."""
+    if top is not None and top < 1:
+        raise NasntkError(f"--top must be at least 1, got {top}")
 
 
 def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
@@ -100,13 +102,11 @@ def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
 
 
 def _score_columns(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[str]:
-    objectives = _objective_names(study)
-    declared = list(_config(study).get("scores") or [])
+    objectives = objective_names(study)
+    declared = list(study_config(study).get("scores") or [])
     found: list[str] = []
     for t in trials:
-        for k, v in t.user_attrs.items():
-            if k not in _NOT_SCORES and k not in found and isinstance(_num(v), (int, float)):
-                found.append(k)
+        found.extend(k for k in record.scores(t) if k not in found)
     ordered = [n for n in objectives if n not in ("value",) and not n.startswith("value_")]
     ordered = [n for n in ordered if n not in ("params", "flops")]
     for n in declared + sorted(found):
@@ -122,15 +122,14 @@ def _score_columns(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[s
 
 def rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
     """The study's completed, distinct candidates as ranked rows (best first); ``top`` keeps K."""
-    if top is not None and top < 1:
-        raise NasntkError(f"--top must be at least 1, got {top}")
-    config = _config(study)
+    check_top(top)
+    config = study_config(study)
     directions = study.directions
-    objectives = _objective_names(study)
+    objectives = objective_names(study)
     trials = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "duplicate_of" not in t.user_attrs and t.values is not None
+        if not record.is_duplicate(t) and t.values is not None
     ]
     signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in directions]
     minimised = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in trials]
@@ -152,26 +151,25 @@ def rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
         if len(directions) > 1:
             row["pareto_rank"] = pareto[i]
         row["trial"] = t.number
-        row["arch"] = attrs.get("arch", "")
+        row["arch"] = attrs.get(record.ARCH, "")
         for name, value in zip(objectives, t.values, strict=True):
             row[name] = float(value)
         for name in scores:
             if name not in row:
-                row[name] = _num(attrs.get(name))
-        row["params"] = attrs.get("params")
-        row["flops"] = attrs.get("flops")
-        total = attrs.get("time_total")
+                row[name] = decode_float(attrs.get(name))
+        row["params"] = attrs.get(record.PARAMS)
+        row["flops"] = attrs.get(record.FLOPS)
+        total = attrs.get(record.TIME_TOTAL)
         row["time_s"] = round(float(total), 4) if total is not None else None
-        row["space"] = attrs.get("space", config.get("space"))
-        if attrs.get("space_options") or config.get("space_options"):
-            row["space_options"] = attrs.get("space_options") or config.get("space_options")
-        row["data"] = attrs.get("data", config.get("data"))
+        row["space"] = attrs.get(record.SPACE, config.get("space"))
+        if attrs.get(record.SPACE_OPTIONS) or config.get("space_options"):
+            row["space_options"] = attrs.get(record.SPACE_OPTIONS) or config.get("space_options")
+        row["data"] = attrs.get(record.DATA, config.get("data"))
         for k, v in shape.items():
             v = attrs.get(k, v)
             if v is not None:
                 row[k] = v
-        spec = attrs.get("spec")
-        row["spec"] = json.loads(spec) if isinstance(spec, str) else spec
+        row["spec"] = record.spec(t)
         out.append(row)
         if top is not None and len(out) >= top:
             break
@@ -186,12 +184,12 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     duplicates = 0
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name.lower()] += 1
-        if "duplicate_of" in t.user_attrs:
+        if record.is_duplicate(t):
             duplicates += 1
         if t.state == TrialState.FAIL:
-            failures[str(t.user_attrs.get("fail_reason", "unknown"))] += 1
+            failures[str(t.user_attrs.get(record.FAIL_REASON, "unknown"))] += 1
         elif t.state == TrialState.PRUNED:
-            pruned[str(t.user_attrs.get("prune_reason", "pruned"))] += 1
+            pruned[str(t.user_attrs.get(record.PRUNE_REASON, "pruned"))] += 1
     return {
         "study": study.study_name,
         "trials": sum(counts.values()),
@@ -203,6 +201,39 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "failures": dict(failures.most_common()),
         "prunes": dict(pruned.most_common()),
     }
+
+
+def study_info(study: optuna.Study) -> dict[str, Any]:
+    """Key facts of a study for the top of a report: space, data, N, objectives, trial counts."""
+    config = study_config(study)
+    s = summary(study)
+    return {
+        "study": study.study_name,
+        "space": config.get("space", ""),
+        "data": config.get("data", ""),
+        "N": config.get("n_kernel", ""),
+        "objectives": ", ".join(config.get("objectives", [])),
+        "trials": f"{s['trials']} ({s['complete']} complete, {s['pruned']} pruned, {s['fail']} failed)",
+    }
+
+
+def check_rank(rank: int) -> None:
+    """``--rank`` is 1 or more."""
+    if rank < 1:
+        raise NasntkError(f"--rank must be at least 1, got {rank}")
+
+
+def export_row(study: optuna.Study, rank: int) -> dict[str, Any]:
+    """The row of leaderboard rank ``rank`` as JSON-safe data, with its study's name."""
+    check_rank(rank)
+    ranked = rows(study)
+    if rank > len(ranked):
+        raise NasntkError(
+            f"study {study.study_name!r} has {len(ranked)} ranked candidates, no rank {rank}"
+        )
+    row = _plain(dict(ranked[rank - 1]))
+    row["study"] = study.study_name
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,23 +258,6 @@ def _all_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             if k not in cols:
                 cols.append(k)
     return cols
-
-
-def _fmt(value: Any) -> str:
-    """Human formatting: ints with separators, floats with 4 significant digits."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def _plain(value: Any) -> Any:
@@ -274,19 +288,14 @@ def table(
         else:
             tbl.add_column(c, justify="right", no_wrap=True)
     for r in rows:
-        tbl.add_row(*[_fmt(r.get(c)) for c in cols])
+        tbl.add_row(*[format_value(r.get(c)) for c in cols])
     return tbl
 
 
 def _markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     cols = _display_columns(rows) or ["rank", "trial", "arch"]
-
-    def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    cells = ([format_value(r.get(c)) for c in cols] for r in rows)
+    return "\n".join(markdown_table(cols, cells)) + "\n"
 
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -331,7 +340,7 @@ def _html(
         for c in cols:
             v = r.get(c)
             klass = ' class="num"' if isinstance(v, (int, float)) and c != "arch" else ""
-            cells.append(f"<td{klass}>{esc(_fmt(v))}</td>")
+            cells.append(f"<td{klass}>{esc(format_value(v))}</td>")
         spec = json.dumps(r.get("spec"), sort_keys=True)
         cells.append(f"<td><code>{esc(spec)}</code></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -343,7 +352,9 @@ def _html(
         f"<h1>{esc(title or 'nasntk leaderboard')}</h1>",
     ]
     if info:
-        items = "".join(f"<li><b>{esc(str(k))}</b>: {esc(_fmt(v))}</li>" for k, v in info.items())
+        items = "".join(
+            f"<li><b>{esc(str(k))}</b>: {esc(format_value(v))}</li>" for k, v in info.items()
+        )
         parts.append(f"<ul>{items}</ul>")
     parts.append(f'<table id="leaderboard"><thead><tr>{head}</tr></thead>')
     parts.append("<tbody>" + "\n".join(body) + "</tbody></table>")
@@ -385,4 +396,5 @@ def render(
         return _markdown(rows)
     if fmt == "html":
         return _html(rows, title=title, images=images, info=info)
-    raise NasntkError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_format(fmt)
+    raise AssertionError(f"format {fmt!r} not rendered")

@@ -21,16 +21,10 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nasntk.errors import NasntkError
+from nasntk.study import record
+from nasntk.study.record import objective_names
 
 __all__ = ["figures", "save"]
-
-
-def _objective_names(study: optuna.Study) -> list[str]:
-    config = study.user_attrs.get("nasntk") or {}
-    names = list(config.get("objectives") or [])
-    if len(names) != len(study.directions):
-        names = [f"objective {i}" for i in range(len(study.directions))]
-    return names
 
 
 def _png(fig: Any) -> bytes:
@@ -75,11 +69,11 @@ def _score_vs_params(study: optuna.Study, names: list[str]) -> bytes:
     complete = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "duplicate_of" not in t.user_attrs and t.user_attrs.get("params") is not None
+        if not record.is_duplicate(t) and t.user_attrs.get(record.PARAMS) is not None
     ]
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
     for i, (name, ax) in enumerate(zip(names, axes[0], strict=True)):
-        xs = [float(t.user_attrs["params"]) for t in complete]
+        xs = [float(t.user_attrs[record.PARAMS]) for t in complete]
         ys = [t.values[i] for t in complete]
         maximize = study.directions[i] == StudyDirection.MAXIMIZE
         order = sorted(range(len(ys)), key=lambda j: -ys[j] if maximize else ys[j])
@@ -121,7 +115,7 @@ def figures(study: optuna.Study) -> dict[str, bytes]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise NasntkError(f"study {study.study_name!r} has no completed trials to plot")
-    names = _objective_names(study)
+    names = objective_names(study)
     out: dict[str, bytes] = {}
     with warnings.catch_warnings(), matplotlib.rc_context({"figure.max_open_warning": 0}):
         warnings.simplefilter("ignore")

@@ -18,10 +18,13 @@ __all__ = [
     "as_matrix",
     "centered_eigenvalues",
     "condition_number",
+    "correlation_centered_eigenvalues",
     "effective_rank",
     "eigenvalues",
     "kernel_regression",
     "kernel_regression_scores",
+    "log10_flatness",
+    "log10_min_over_gm",
     "one_hot_centered",
     "stratified_split",
 ]
@@ -93,6 +96,58 @@ def condition_number(eigs: np.ndarray) -> float:
     if lmin <= tol:
         raise ScoreUndefined(f"kernel is singular (λmin = {lmin:.3g} ≤ N·eps·λmax = {tol:.3g})")
     return math.log10(lmax / lmin)
+
+
+def _check_nonsingular(lam: np.ndarray, what: str) -> None:
+    """ScoreUndefined (−inf) unless λmax > 0 and λmin > N·eps·λmax (numpy's rank tolerance)."""
+    lmax = float(lam.max())
+    if not lmax > 0.0:
+        raise ScoreUndefined(f"{what} is zero", -math.inf)
+    if float(lam.min()) <= len(lam) * np.finfo(np.float64).eps * lmax:
+        raise ScoreUndefined(f"{what} is singular (λmin ≤ N·eps·λmax)", -math.inf)
+
+
+def correlation_centered_eigenvalues(k: ArrayLike) -> np.ndarray:
+    """Eigenvalues of H C H without its structural zero, C = D^-½ K D^-½ (D = diag K).
+
+    C is the kernel of the unit-normalised features (every input's gradient has norm 1), H = I −
+    11ᵀ/N removes the direction all inputs share. A sample with K_ii = 0 (no gradient) makes C
+    undefined (ScoreUndefined, −inf).
+    """
+    k = as_matrix(k)
+    d = np.diag(k)
+    if not np.all(d > 0.0):
+        raise ScoreUndefined(
+            "a sample has zero pNTK self-similarity (no gradient): correlation undefined",
+            -math.inf,
+        )
+    r = 1.0 / np.sqrt(d)
+    return centered_eigenvalues(k * r[:, None] * r[None, :])
+
+
+def log10_flatness(eigs: np.ndarray, what: str = "kernel") -> float:
+    """log10 of the spectral flatness GM/AM of a PSD spectrum: mean_i log10(λ_i / mean λ) ≤ 0.
+
+    0 for a flat (isotropic) spectrum; → −∞ as the spectrum degenerates. A zero or numerically
+    singular spectrum (λmin ≤ N·eps·λmax) is undefined (ScoreUndefined, −inf).
+    """
+    lam = np.asarray(eigs, dtype=np.float64)
+    _check_nonsingular(lam, what)
+    return float(np.mean(np.log10(lam / lam.mean())))
+
+
+def log10_min_over_gm(eigs: np.ndarray, what: str = "kernel") -> float:
+    """log10(λ_N / GM(λ₂ … λ_N)) = log10 λ_N − mean_{i≥2} log10 λ_i ≤ 0, with λ₁ ≥ … ≥ λ_N.
+
+    How many decades the slowest mode lies below the typical (geometric-mean) one, the dominant
+    eigenvalue λ₁ (the direction all inputs share) set aside. Needs N ≥ 3; a zero or numerically
+    singular spectrum is undefined (ScoreUndefined, −inf).
+    """
+    lam = np.sort(np.asarray(eigs, dtype=np.float64))
+    if len(lam) < 3:
+        raise ScoreUndefined(f"{what}: needs at least 3 samples", -math.inf)
+    _check_nonsingular(lam, what)
+    return float(np.log10(lam[0]) - np.mean(np.log10(lam[:-1])))
 
 
 def effective_rank(eigs: np.ndarray) -> float:

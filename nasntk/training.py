@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasntk.errors import NasntkError
+from nasntk.kernels.prepare import resolve_device
 
 OPTIMIZERS = ("sgd", "adamw")
 #: Defaults that depend on the optimizer: (learning rate, weight decay).
@@ -177,14 +178,6 @@ def evaluate(
     return correct / max(1, x.shape[0])
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NasntkError("device 'cuda' asked for but no CUDA GPU is available")
-    return name
-
-
 def _optimizer(model: nn.Module, c: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -209,7 +202,7 @@ def train(
     usual (usually chance), so a diverging architecture ranks low instead of crashing the run.
     """
     c = config.resolved()
-    device = _device(c.device)
+    device = str(resolve_device(c.device))
     x_tr, y_tr = train_data
     x_va, y_va = val_data
     n = x_tr.shape[0]

@@ -21,6 +21,8 @@ __all__ = ["Dimension", "SearchSpace", "Spec", "get", "names", "register"]
 
 _BUILTIN: dict[str, str] = {
     "nb201": "nasntk.search_spaces.nb201:NB201Space",
+    "nb101": "nasntk.search_spaces.nb101:NB101Space",
+    "darts": "nasntk.search_spaces.darts:DartsSpace",
     "mobilenet": "nasntk.search_spaces.mobilenet:MobileNetSpace",
     "regnet": "nasntk.search_spaces.regnet:RegNetSpace",
     "resnet": "nasntk.search_spaces.resnet:ResNetSpace",

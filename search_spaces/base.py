@@ -14,6 +14,7 @@ import abc
 import hashlib
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,12 @@ class SearchSpace(abc.ABC):
         """The compact text form of a spec; ``parse(format(spec)) == spec``."""
 
     # -- conveniences with sensible defaults -------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The constructor options of this instance that differ from the space's defaults (e.g.
+        a narrower proxy network); ``{}`` for the default network. Scores computed on different
+        options are different results, so score caches record them."""
+        return {}
+
     def describe(self, spec: Spec) -> str:
         """One line for tables (defaults to the text form)."""
         return self.format(spec)
@@ -123,6 +130,33 @@ class SearchSpace(abc.ABC):
             with counter, torch.no_grad():
                 model(x)
         return int(counter.get_total_flops())
+
+
+def shape_of(batch: Any) -> dict[str, int]:
+    """``{"num_classes", "in_chans", "img_size"}`` of a loaded batch (what networks are built for)."""
+    return {
+        "num_classes": int(batch.num_classes),
+        "in_chans": int(batch.x.shape[1]),
+        "img_size": int(batch.x.shape[-1]),
+    }
+
+
+def seeded_build(space: SearchSpace, spec: Any, shape: Mapping[str, int], seed: int | None) -> Any:
+    """The untrained network of ``spec`` for inputs of ``shape``, initialised from ``seed``:
+    ``torch.manual_seed(seed)`` then ``space.build(spec, **shape)`` — how every scored, searched
+    and rebuilt network is made, so that a rebuild gives back exactly the network scored."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return space.build(spec, **shape)
+
+
+def model_builder(space: SearchSpace, spec: Any, shape: Mapping[str, int]) -> Callable[[int], Any]:
+    """``seed -> network`` (what :func:`nasntk.proxies.compute` takes to average over seeds)."""
+
+    def make(seed: int) -> Any:
+        return seeded_build(space, spec, shape, seed)
+
+    return make
 
 
 def structure_key(space: SearchSpace, spec: Spec) -> str:

@@ -257,6 +257,9 @@ class NB201Space(SearchSpace):
                 raise NasntkError(f"nb201: option {field} must be a positive integer, got {v!r}")
         self.C, self.N = C, N
 
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in (("C", self.C), ("N", self.N)) if v != {"C": 16, "N": 5}[k]}
+
     def grid(self) -> dict[str, list[str]]:
         """The search space as ``optuna.samplers.GridSampler`` wants it (all 15,625 cells)."""
         return {n: list(OPS) for n in EDGE_NAMES}

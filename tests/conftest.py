@@ -37,6 +37,20 @@ def _postgres_url() -> tuple[str | None, str]:
     return url, ""
 
 
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A fresh SQLite storage URL."""
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+@pytest.fixture
+def build_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each real (non-meta) build of a toy network appends a line here (``TOY_SPACE_LOG``)."""
+    path = tmp_path / "builds.log"
+    monkeypatch.setenv("TOY_SPACE_LOG", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of a live PostgreSQL database for tests marked ``postgres``; skips when there is none.

@@ -8,7 +8,9 @@ workers (the CLI uses ``--space search_toy_space:ToySpace`` with ``PYTHONPATH=te
 
 - ``TOY_SPACE_LOG=PATH``: every real (non-meta) build appends ``<pid> <spec key>`` to PATH, an
   independent record of which specs were built for scoring and how often.
-- ``TOY_SPACE_SLEEP=SECONDS``: each real build sleeps first (to kill a search mid-trial).
+- ``TOY_SPACE_HOLD=K:PATH``: the K-th real build of a process (logged first) creates PATH and
+  then waits until a signal stops the process, so that a test can interrupt a search at a moment
+  when a trial is surely inside its objective (no timing window).
 
 ``FlakySpace``: the same family, but depth 2 at width 16 raises in ``build`` and act "zero"
 (an all-zero network) has a zero, singular kernel.
@@ -30,6 +32,13 @@ from nasntk.search_spaces import Dimension, SearchSpace, Spec
 DEPTHS = (1, 2)
 WIDTHS = (4, 8, 16)
 ACTS = ("relu", "tanh")
+#: Search options that make a toy trial take milliseconds: N = 12 digits images at 8x8.
+N, IMG = 12, 8
+TINY = {"n_kernel": N, "img_size": IMG}
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 class Zero(nn.Module):
@@ -39,6 +48,27 @@ class Zero(nn.Module):
 
 def _is_meta() -> bool:
     return torch.empty(0).device.type == "meta"
+
+
+_BUILDS = [0]  # real builds in this process
+
+
+def _hold_if_asked() -> None:
+    """``TOY_SPACE_HOLD=K:PATH``: at the K-th real build, say so through PATH and wait."""
+    hold = os.environ.get("TOY_SPACE_HOLD", "")
+    if not hold:
+        return
+    k, _, path = hold.partition(":")
+    _BUILDS[0] += 1
+    if _BUILDS[0] != int(k):
+        return
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)  # appears whole: the test may signal as soon as it exists
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # a signal ends this wait (KeyboardInterrupt or death)
+        time.sleep(0.01)
+    raise RuntimeError("toy: held for 120 s and no signal came")
 
 
 class ToySpace(SearchSpace):
@@ -97,14 +127,12 @@ class ToySpace(SearchSpace):
         spec = self.validate(spec)
         if not _is_meta():
             log = os.environ.get("TOY_SPACE_LOG")
-            if log:  # logged before the sleep: a logged, unscored build is one in flight
+            if log:  # logged before the hold: a logged, unscored build is one in flight
                 with open(log, "a") as f:
                     f.write(
                         f"{os.getpid()} {json.dumps(spec, sort_keys=True, separators=(',', ':'))}\n"
                     )
-            delay = float(os.environ.get("TOY_SPACE_SLEEP", "0") or 0)
-            if delay:
-                time.sleep(delay)
+            _hold_if_asked()
         layers: list[nn.Module] = [nn.Flatten()]
         features = in_chans * img_size * img_size
         for _ in range(spec["depth"]):

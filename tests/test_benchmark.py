@@ -1,9 +1,8 @@
-"""Tests of nasntk.benchmark: rank statistics, truth parsing, resumable scoring, the JSON shape."""
+"""Tests of the benchmark (nasntk.groundtruth, rankstats, scorecache, evaluation): rank statistics, truth parsing, resumable scoring, the JSON shape."""
 
 from __future__ import annotations
 
 import csv
-import importlib
 import itertools
 import json
 import math
@@ -15,11 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from nasntk import evaluation, groundtruth, rankstats, scorecache
 from nasntk.errors import NasntkError
 from nasntk.search_spaces.base import SearchSpace
-
-# nasntk.benchmark is both a module and (lazily) the API function `nasntk.benchmark`; take the module.
-bm = importlib.import_module("nasntk.benchmark")
 
 
 # -- naive references ------------------------------------------------------------------------------
@@ -57,7 +54,7 @@ def test_rank_correlations_match_naive_definitions_with_ties():
     x = rng.integers(0, 6, 40).astype(float)  # many ties
     y = x + rng.normal(0, 2, 40)
     y[:5] = y[5]  # ties in y too
-    got = bm.rank_correlations(x, y)
+    got = rankstats.rank_correlations(x, y)
     assert got["kendall"] == pytest.approx(naive_kendall_tau_b(x, y), abs=1e-12)
     assert got["spearman"] == pytest.approx(naive_spearman(x, y), abs=1e-12)
 
@@ -66,41 +63,43 @@ def test_orientation_and_failures():
     acc = np.array([1.0, 2.0, 3.0, 4.0])
     # a condition number: lower is better, so perfectly anti-ordered values rank perfectly
     cond = np.array([40.0, 30.0, 20.0, 10.0])
-    corr = bm.correlations({"cond": cond}, {"acc": acc}, {"cond": "minimize"})
+    corr = rankstats.correlations({"cond": cond}, {"acc": acc}, {"cond": "minimize"})
     assert corr["cond"]["acc"]["kendall"] == pytest.approx(1.0)
     assert corr["cond"]["acc"]["spearman"] == pytest.approx(1.0)
     # a failed kernel (+inf / nan) ranks last whatever the direction
-    assert bm.orient([np.inf, 1.0], "minimize").tolist() == [-np.inf, -1.0]
-    assert bm.orient([np.nan, 1.0], "maximize")[0] == -np.inf
+    assert rankstats.orient([np.inf, 1.0], "minimize").tolist() == [-np.inf, -1.0]
+    assert rankstats.orient([np.nan, 1.0], "maximize")[0] == -np.inf
     fail = np.array([np.nan, 2.0, 3.0, 4.0])
-    assert bm.correlations({"s": fail}, {"acc": acc})["s"]["acc"]["kendall"] == pytest.approx(1.0)
+    assert rankstats.correlations({"s": fail}, {"acc": acc})["s"]["acc"][
+        "kendall"
+    ] == pytest.approx(1.0)
     with pytest.raises(NasntkError):
-        bm.orient([1.0], "up")
+        rankstats.orient([1.0], "up")
 
 
 def test_constant_score_gives_nan():
-    r = bm.rank_correlations([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    r = rankstats.rank_correlations([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
     assert math.isnan(r["kendall"]) and math.isnan(r["spearman"])
 
 
 def test_top_k_hit_rate_by_hand():
     acc = np.arange(20.0)  # cells 10..19 are the top 10
     score = acc.copy()
-    assert bm.top_k_hit_rate(score, acc) == 1.0
+    assert rankstats.top_k_hit_rate(score, acc) == 1.0
     score[[19, 18, 17]] = -1.0  # three of the best are now ranked last → 7 of 10 hits
-    assert bm.top_k_hit_rate(score, acc) == pytest.approx(0.7)
-    assert bm.top_k_hit_rate(-acc, acc) == 0.0
-    assert bm.top_k_hit_rate([3.0, 1.0, 2.0], [3.0, 2.0, 1.0], k=1) == 1.0
+    assert rankstats.top_k_hit_rate(score, acc) == pytest.approx(0.7)
+    assert rankstats.top_k_hit_rate(-acc, acc) == 0.0
+    assert rankstats.top_k_hit_rate([3.0, 1.0, 2.0], [3.0, 2.0, 1.0], k=1) == 1.0
 
 
 def test_bootstrap_ci_brackets_the_estimate():
     rng = np.random.default_rng(1)
     x = rng.normal(size=200)
     y = x + rng.normal(size=200)
-    point, lo, hi = bm.bootstrap_ci(x, y, n_boot=200, seed=0)
-    assert point == pytest.approx(bm.rank_correlations(x, y)["kendall"])
+    point, lo, hi = rankstats.bootstrap_ci(x, y, n_boot=200, seed=0)
+    assert point == pytest.approx(rankstats.rank_correlations(x, y)["kendall"])
     assert lo < point < hi
-    assert bm.bootstrap_ci(x, x, n_boot=50) == pytest.approx((1.0, 1.0, 1.0))
+    assert rankstats.bootstrap_ci(x, x, n_boot=50) == pytest.approx((1.0, 1.0, 1.0))
 
 
 # -- truth CSV -----------------------------------------------------------------------------------------
@@ -117,23 +116,60 @@ def test_read_truth_columns_limit_and_errors(tmp_path):
         {"index": i, "arch": f"w={i + 1}", "a_acc": 10 * i, "b_acc": -i, "params_m": 1}
         for i in range(5)
     ]
-    truth = bm.read_truth(_write_truth(tmp_path / "t.csv", rows), limit=3)
+    truth = groundtruth.read_truth(_write_truth(tmp_path / "t.csv", rows), limit=3)
     assert truth.archs == ("w=1", "w=2", "w=3")
     assert list(truth.columns) == ["a_acc", "b_acc"]
     np.testing.assert_array_equal(truth.columns["a_acc"], [0.0, 10.0, 20.0])
     with pytest.raises(NasntkError, match="not found"):
-        bm.read_truth(tmp_path / "missing.csv")
+        groundtruth.read_truth(tmp_path / "missing.csv")
     bad = _write_truth(tmp_path / "bad.csv", [{"cell": "x", "a_acc": 1}])
     with pytest.raises(NasntkError, match="'arch'"):
-        bm.read_truth(bad)
+        groundtruth.read_truth(bad)
     noacc = _write_truth(tmp_path / "noacc.csv", [{"arch": "x", "top1": 1}])
     with pytest.raises(NasntkError, match="_acc"):
-        bm.read_truth(noacc)
+        groundtruth.read_truth(noacc)
     text = _write_truth(
         tmp_path / "text.csv", [{"arch": "x", "a_acc": "high"}, {"arch": "y", "a_acc": 1}]
     )
     with pytest.raises(NasntkError, match="non-numeric"):
-        bm.read_truth(text)
+        groundtruth.read_truth(text)
+
+
+def test_read_truth_cell_columns_and_anchors(tmp_path):
+    # NB101 rows name the cell by matrix + ops, NB301 rows by genotype; naslib_* / params_m /
+    # flops_m are anchors (blank → nan)
+    nb101 = [
+        {"matrix": "0110", "ops": "input,output", "val_acc": 90 + i, "params_m": i,
+         "flops_m": "", "naslib_synflow": 3 - i}
+        for i in range(3)
+    ]  # fmt: skip
+    truth = groundtruth.read_truth(_write_truth(tmp_path / "nb101.csv", nb101))
+    assert truth.archs == ("0110|input,output",) * 3
+    assert list(truth.columns) == ["val_acc"]
+    assert sorted(truth.anchors) == ["flops_m", "naslib_synflow", "params_m"]
+    np.testing.assert_array_equal(truth.anchors["params_m"], [0.0, 1.0, 2.0])
+    assert np.isnan(truth.anchors["flops_m"]).all()
+    nb301 = [{"genotype": f" G{i} ", "val_acc": i} for i in range(2)]
+    assert groundtruth.read_truth(_write_truth(tmp_path / "nb301.csv", nb301)).archs == ("G0", "G1")
+
+
+def test_paired_difference_ci_against_a_hand_written_bootstrap():
+    rng = np.random.default_rng(3)
+    acc = rng.normal(size=60)
+    a = acc + rng.normal(scale=0.5, size=60)  # a ranks better than b
+    b = acc + rng.normal(scale=2.0, size=60)
+    point, lo, hi = rankstats.paired_difference_ci(a, b, acc, n_boot=400, seed=1)
+    tau = lambda s, y: rankstats.rank_correlations(s, y)["kendall"]  # noqa: E731
+    assert point == pytest.approx(tau(a, acc) - tau(b, acc))
+    assert lo < point < hi
+    # an independent paired resampling gives an interval of the same place and width
+    reps = []
+    for _ in range(400):
+        i = rng.integers(0, 60, 60)
+        reps.append(tau(a[i], acc[i]) - tau(b[i], acc[i]))
+    ref_lo, ref_hi = np.quantile(reps, [0.025, 0.975])
+    assert abs(lo - ref_lo) < 0.08 and abs(hi - ref_hi) < 0.08
+    assert rankstats.paired_difference_ci(a, a, acc, n_boot=50)[:1] == (0.0,)
 
 
 # -- a tiny fake space and score -----------------------------------------------------------------------
@@ -199,7 +235,7 @@ class CountingCompute:
 def _run(specs, out, compute, **kw):
     kw.setdefault("scores", ["size", "neg"])
     return list(
-        bm.score_specs(WidthSpace(), specs, data=BATCH, out=out, n=4, compute=compute, **kw)
+        scorecache.score_specs(WidthSpace(), specs, data=BATCH, out=out, n=4, compute=compute, **kw)
     )
 
 
@@ -218,7 +254,7 @@ def test_score_specs_rows_hold_params_flops_and_scores(tmp_path):
 def test_score_specs_resumes_and_flushes_each_row(tmp_path):
     out = tmp_path / "s.csv"
     compute = CountingCompute()
-    gen = bm.score_specs(
+    gen = scorecache.score_specs(
         WidthSpace(),
         ["w=1", "w=2", "w=3"],
         data=BATCH,
@@ -229,14 +265,14 @@ def test_score_specs_resumes_and_flushes_each_row(tmp_path):
     )
     first = next(gen)
     # the row is on disk before the generator is resumed (nothing done is lost on a crash)
-    assert [r["spec"] for r in bm.read_rows(out)] == [first["spec"]] == ["w=1"]
+    assert [r["spec"] for r in scorecache.read_rows(out)] == [first["spec"]] == ["w=1"]
     gen.close()
 
     compute = CountingCompute()
     rows = _run(["w=1", "w=2", "w=3", "w=4"], out, compute)
     assert compute.calls == 3  # w=1 was already done
     assert [r["spec"] for r in rows] == ["w=1", "w=2", "w=3", "w=4"]
-    assert [r["spec"] for r in bm.read_rows(out)] == ["w=1", "w=2", "w=3", "w=4"]
+    assert [r["spec"] for r in scorecache.read_rows(out)] == ["w=1", "w=2", "w=3", "w=4"]
     assert (
         float(rows[0]["size"]) == rows[1]["size"] - (9 + 1) - 2
     )  # one channel fewer: conv 9+1, linear 2
@@ -247,14 +283,14 @@ def test_score_specs_resumes_and_flushes_each_row(tmp_path):
     # another configuration (here: n) is not a cache hit
     compute = CountingCompute()
     list(
-        bm.score_specs(
+        scorecache.score_specs(
             WidthSpace(), ["w=2"], data=BATCH, out=out, n=8, scores=["size"], compute=compute
         )
     )
     assert compute.calls == 1
     # ... nor are other scoring options
     compute = CountingCompute()
-    list(bm.score_specs(WidthSpace(), ["w=2"], data=BATCH, out=out, n=4, scores=["size"],
+    list(scorecache.score_specs(WidthSpace(), ["w=2"], data=BATCH, out=out, n=4, scores=["size"],
                         compute=compute, ridge=0.5))  # fmt: skip
     assert compute.calls == 1
 
@@ -267,7 +303,7 @@ def test_score_specs_computes_only_missing_scores_and_merges_rows(tmp_path):
     assert compute.calls == 2  # w=1 lacked 'neg' only; w=2 was new
     # the yielded w=1 row merges the old 'size' and the new 'neg'
     assert float(rows[0]["size"]) == -float(rows[0]["neg"]) == rows[1]["size"] - (9 + 1) - 2
-    on_disk = bm.read_rows(out)
+    on_disk = scorecache.read_rows(out)
     assert [r["spec"] for r in on_disk] == ["w=1", "w=1", "w=2"]
     assert (
         on_disk[0]["neg"] == "" and on_disk[1]["size"] == ""
@@ -290,7 +326,7 @@ def test_benchmark_json_shape_and_values(tmp_path):
     truth = _write_truth(tmp_path / "truth.csv", rows)
     cache = tmp_path / "cache.csv"
     compute = CountingCompute()
-    res = bm.benchmark(
+    res = evaluation.benchmark(
         WidthSpace(),
         truth=truth,
         data=BATCH,
@@ -309,7 +345,8 @@ def test_benchmark_json_shape_and_values(tmp_path):
     assert res.scores["neg"]["c10_acc"]["kendall"] == pytest.approx(1.0)
     assert res.top10["size"]["c10_acc"] == 1.0  # k = min(10, 5): everything is in the top
     doc = json.loads(json.dumps(res.to_json()))
-    assert set(doc) == {"n", "seconds_per_cell", "default", "scores"}
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors"}
+    assert doc["anchors"] == {}  # this truth has no naslib_* / params_m / flops_m column
     assert doc["n"] == 5 and isinstance(doc["seconds_per_cell"], float)
     assert set(doc["scores"]) == {"size", "neg"}
     for per_col in doc["scores"].values():
@@ -318,7 +355,7 @@ def test_benchmark_json_shape_and_values(tmp_path):
             assert set(v) == {"kendall", "spearman"}
     # with the cache in place, a second run computes nothing and gives the same numbers
     compute2 = CountingCompute()
-    res2 = bm.benchmark(
+    res2 = evaluation.benchmark(
         WidthSpace(),
         truth=truth,
         data=BATCH,
@@ -332,6 +369,33 @@ def test_benchmark_json_shape_and_values(tmp_path):
     assert compute2.calls == 0 and res2.n == 4
     expected = naive_kendall_tau_b(widths[:4], accs[:4])
     assert res2.scores["size"]["c10_acc"]["kendall"] == pytest.approx(expected)
+
+
+def test_benchmark_anchor_rows_and_versus_best_anchor(tmp_path):
+    accs = [70.0, 60.0, 80.0, 75.0, 90.0, 65.0, 85.0]
+    widths = [2, 1, 4, 3, 6, 5, 7]
+    rows = [
+        {"arch": f"w={w}", "val_acc": a, "naslib_rev": -a, "params_m": w}
+        for w, a in zip(widths, accs, strict=True)
+    ]
+    res = evaluation.benchmark(
+        WidthSpace(),
+        truth=_write_truth(tmp_path / "truth.csv", rows),
+        data=BATCH,
+        scores=["size"],
+        n=4,
+        compute=CountingCompute(),
+        directions={"size": "maximize"},
+    )
+    assert set(res.anchors) == {"naslib_rev", "params_m"}
+    assert res.anchors["naslib_rev"]["val_acc"]["kendall"] == pytest.approx(-1.0)
+    expected = rankstats.rank_correlations(widths, accs)["kendall"]
+    assert res.anchors["params_m"]["val_acc"]["kendall"] == pytest.approx(expected)
+    # 'size' scores the width too, so it ties the best anchor (params_m) exactly
+    res.default = "size"
+    best, diff, lo, hi = res.versus_best_anchor("val_acc", n_boot=100)
+    assert best == "params_m" and diff == 0.0 and lo == hi == 0.0
+    assert set(res.to_json()["anchors"]) == {"naslib_rev", "params_m"}
 
 
 # -- the CLI, end to end on NAS-Bench-201 cells (tiny: digits, N = 10, cheap scores) --------------------
@@ -359,7 +423,7 @@ def test_cli_score_writes_and_resumes(tmp_path, capsys):
     args = ["score", "--space", "nb201", "--specs", str(specs), "--data", "digits", "--out", str(out),
             "--n", "10", "--scores", "params,naswot"]  # fmt: skip
     assert _cli(*args) == 0
-    rows = bm.read_rows(out)
+    rows = scorecache.read_rows(out)
     assert [r["spec"] for r in rows] == CELLS[:2]
     for r in rows:  # digits are 1-channel, 10 classes, 32×32
         spec = space.parse(r["spec"])
@@ -368,7 +432,7 @@ def test_cli_score_writes_and_resumes(tmp_path, capsys):
     first = out.read_text()
     specs.write_text("\n".join(CELLS[:3]) + "\n")
     assert _cli(*args) == 0
-    rows = bm.read_rows(out)
+    rows = scorecache.read_rows(out)
     assert [r["spec"] for r in rows] == CELLS[:3]
     assert out.read_text().startswith(first)  # the done rows were kept, not recomputed
     capsys.readouterr()
@@ -397,7 +461,10 @@ def test_cli_benchmark_json(tmp_path, capsys):
     assert code == 0
     assert "params" in capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert set(doc) == {"n", "seconds_per_cell", "default", "scores"} and doc["n"] == 4
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors"}
+    assert (
+        doc["anchors"] == {}
+    )  # this truth has no naslib_* / params_m / flops_m column and doc["n"] == 4
     assert doc["default"] == ""  # `default` was not among the asked scores
     assert doc["scores"]["params"]["x_acc"]["kendall"] == pytest.approx(1.0)
     assert doc["scores"]["params"]["y_acc"]["spearman"] == pytest.approx(-1.0)

@@ -3,7 +3,8 @@
 Real processes where it matters: kill -9 and Ctrl-C of a running search, then the same command
 again; two worker processes on one storage. The space is the tiny MLP family of
 ``tests/search_toy_space.py`` (``--space search_toy_space:ToySpace`` with ``PYTHONPATH=tests``);
-``TOY_SPACE_LOG`` records every real build, independently of what the study says.
+``TOY_SPACE_LOG`` records every real build, independently of what the study says, and
+``TOY_SPACE_HOLD`` stops a build mid-trial until the test has sent its signal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from invariants import assert_search_invariant, builds
 
 from nasntk.cli.main import main
 
@@ -69,34 +71,6 @@ def run(
     )
 
 
-def count(db_file: Path, state: str) -> int:
-    """Trials in a state, read straight from Optuna's SQLite schema (independent of nasntk)."""
-    if not db_file.exists():
-        return 0
-    try:
-        with sqlite3.connect(db_file, timeout=5) as con:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = ?", (state,)).fetchone()[
-                0
-            ]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-
-
-def scored(db_file: Path) -> int:
-    """COMPLETE trials that were scored (not duplicates), from the SQLite schema."""
-    if not db_file.exists():
-        return 0
-    try:
-        with sqlite3.connect(db_file, timeout=5) as con:
-            return con.execute(
-                "SELECT COUNT(*) FROM trials t WHERE t.state = 'COMPLETE' AND NOT EXISTS ("
-                "SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
-                "AND a.key = 'duplicate_of')"
-            ).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def completed(db_file: Path) -> dict[int, float]:
     with sqlite3.connect(db_file, timeout=5) as con:
         rows = con.execute(
@@ -104,12 +78,6 @@ def completed(db_file: Path) -> dict[int, float]:
             "WHERE t.state = 'COMPLETE'"
         ).fetchall()
     return dict(rows)
-
-
-def builds(path: Path) -> Counter:
-    if not path.exists():
-        return Counter()
-    return Counter(line.split(" ", 1)[1].strip() for line in path.read_text().splitlines())
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
@@ -122,21 +90,19 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
 
 
 def load(db: str):
-    from nasntk.search import load_study
+    from nasntk.study import load_study
 
     return load_study(db)
 
 
-def check_consistent(db: str, trials: int) -> None:
-    """Every counted trial is finished; the leaderboard is the distinct completed trials, ranked."""
+def check_consistent(db: str, trials: int, built: Counter | None = None) -> None:
+    """Nothing lost, nothing scored twice; the leaderboard is the distinct completed trials."""
     from optuna.trial import TrialState
 
     from nasntk.leaderboard import rows
-    from nasntk.search import counted_trials
 
     study = load(db)
-    assert counted_trials(study) == trials
-    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert_search_invariant(study.trials, counted=trials, built=built)
     ranked = rows(study)
     distinct = {
         t.number
@@ -159,7 +125,7 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert res.returncode == 0, res.stderr
     assert "top" in res.stdout and "rank" in res.stdout
     assert "6 trials" in res.stderr
-    check_consistent(db, 6)
+    check_consistent(db, 6, builds(tmp_path / "builds.log"))
 
     # The other commands read the study; they run in this process (same entry point, no torch
     # import per command).
@@ -210,13 +176,13 @@ def _interrupt_then_resume(
     db_file = tmp_path / "kill.db"
     db = f"sqlite:///{db_file}"
     args = search_args(db, 8)
-    slow = {
-        **env,
-        "TOY_SPACE_SLEEP": "1.5",
-    }  # each build sleeps: a trial is mid-flight (a wide window on a loaded machine)
+    held = tmp_path / "held"
+    # The 4th build (after 3 scored trials) announces itself through `held` and waits there,
+    # inside its trial's objective, until the signal comes: no timing window.
+    hold = {**env, "TOY_SPACE_HOLD": f"4:{held}"}
     proc = subprocess.Popen(
         NASNTK + args,
-        env=slow,
+        env=hold,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -226,19 +192,14 @@ def _interrupt_then_resume(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        log = tmp_path / "builds.log"
 
-        def building() -> bool:  # >= 3 trials done and a build (1.5 s sleep) is in flight
+        def holding() -> bool:
             assert proc.poll() is None, f"search ended early: {proc.communicate()}"
-            done = scored(db_file)
-            # the last build started < 0.75 s ago: its trial is still asleep inside the objective
-            # (not between the end of its scoring and the commit, where a signal waits for the
-            # next trial)
-            fresh = log.exists() and time.time() - log.stat().st_mtime < 0.75
-            return count(db_file, "COMPLETE") >= 3 and sum(builds(log).values()) > done and fresh
+            return held.exists()
 
-        wait_for(building, timeout=120)
+        wait_for(holding, timeout=120)
         before = completed(db_file)
+        assert len(before) >= 3
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -254,7 +215,8 @@ def _interrupt_then_resume(
     assert again.returncode == 0, again.stderr
     final = completed(db_file)
     assert all(final[k] == v for k, v in after_kill.items())  # kept, unchanged
-    check_consistent(db, 8)
+    built = builds(tmp_path / "builds.log")
+    check_consistent(db, 8, built)
     study = load(db)
     interrupted = [
         t
@@ -266,7 +228,6 @@ def _interrupt_then_resume(
     assert len(retried) == 1 and retried[0].params == interrupted[0].params
     # No architecture was built for scoring twice (the log is independent of the study),
     # except the interrupted one, whose first build never finished.
-    built = builds(tmp_path / "builds.log")
     key = interrupted[0].user_attrs["spec"]
     assert all(n == 1 for k, n in built.items() if k != key) and built[key] == 2
     return first
@@ -293,12 +254,11 @@ def test_two_workers_lose_nothing_and_score_nothing_twice(
     db = f"sqlite:///{tmp_path / 'workers.db'}"
     res = run(search_args(db, 14, "--workers", "2"), env, tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr
-    check_consistent(db, 14)
+    built = builds(tmp_path / "builds.log")
+    check_consistent(db, 14, built)  # 14 trials of a 12-spec space: no double scoring
     study = load(db)
     assert len(study.trials) == 14  # none lost, none extra
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both processes worked
-    built = builds(tmp_path / "builds.log")
-    assert built and max(built.values()) == 1  # 14 trials of a 12-spec space: no double scoring
     scored = {t.user_attrs["spec"] for t in study.trials if "duplicate_of" not in t.user_attrs}
     assert set(built) == scored
 
@@ -360,7 +320,7 @@ def test_bad_input_in_a_real_process(tmp_path: Path, env: dict[str, str]) -> Non
 def test_export_of_a_missing_rank(tmp_path: Path, env: dict[str, str], capsys, monkeypatch) -> None:
     from search_toy_space import ToySpace
 
-    from nasntk.search import search
+    from nasntk import search
 
     db = f"sqlite:///{tmp_path / 'one.db'}"
     search(ToySpace(), trials=1, n_kernel=8, img_size=8, storage=db)

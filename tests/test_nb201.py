@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
-import os
 import random
-from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from shared_data import dev_csv, dev_rows
 
 from nasntk.errors import NasntkError
 from nasntk.search_spaces import get
 from nasntk.search_spaces.base import SearchSpace
 from nasntk.search_spaces.nb201 import EDGES, OPS, NB201Space, count_params, format_arch, parse_arch
 
-SHARED = Path(
-    os.environ.get("NASNTK_SHARED", Path(__file__).resolve().parents[1].parent / "shared")
-)
-CSV = SHARED / "data" / "nb201" / "nb201_dev.csv"
+CSV = dev_csv("nb201")
 
 #: Rows of nb201_dev.csv whose params_m no NAS-Bench-201 cell can have (checked below): the CSV
 #: is inconsistent there, so no faithful rebuild matches them. Every other row must match exactly.
@@ -38,10 +33,7 @@ def space() -> NB201Space:
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict[str, str]]:
-    if not CSV.exists():
-        pytest.skip(f"{CSV} not present (set NASNTK_SHARED)")
-    with open(CSV, newline="") as f:
-        return list(csv.DictReader(f))
+    return dev_rows("nb201")
 
 
 def _random_ops(rng: random.Random) -> list[str]:

@@ -253,7 +253,7 @@ def test_compute_pntk_scores_match_naive_kernel_and_share_one_kernel(monkeypatch
 
     monkeypatch.setattr(proxies, "_pntk", counting)
     names = ["pntk_cond", "pntk_cond_centered", "pntk_krr", "pntk_krr_mse", "pntk_trace"]
-    names += ["pntk_eff_rank", "default"]
+    names += ["pntk_eff_rank", "pntk_flatness", "default"]
     got = proxies.compute(model, batch, names, bn="eval", ridge=1e-2)
     assert len(calls) == 1
     eig = np.linalg.eigvalsh(ref_k)
@@ -264,24 +264,31 @@ def test_compute_pntk_scores_match_naive_kernel_and_share_one_kernel(monkeypatch
     assert got["pntk_cond_centered"] == pytest.approx(
         spectral.condition_number(spectral.centered_eigenvalues(ref_k)), rel=1e-4
     )
-    # default = log10 #params + mean log10(λ/λ̄) over the centred correlation pNTK's eigenvalues
-    # + log10(λmin / GM) of the eval-mode pNTK without its top eigenvalue (here the same kernel)
-    assert got["default"] == pytest.approx(naive_default(model, ref_k, ref_k), rel=1e-4)
+    # default = log10 #params + log10(λmin / GM) of the frozen-BN pNTK without its top
+    # eigenvalue (no BatchNorm here: the same kernel as the context's eval-mode one)
+    assert got["default"] == pytest.approx(naive_default(model, ref_k), rel=1e-4)
+    assert got["pntk_flatness"] == pytest.approx(naive_flatness(ref_k), rel=1e-4)
     krr = spectral.kernel_regression_scores(ref_k, batch.y, 4, ridge=1e-2)
     assert got["pntk_krr"] == pytest.approx(krr["accuracy"])
     assert got["pntk_krr_mse"] == pytest.approx(krr["mse"], rel=1e-4)
     assert got["reasons"] == {}
 
 
-def naive_default(model: nn.Module, k: np.ndarray, k_eval: np.ndarray) -> float:
-    """The default score from its definition, with plain numpy."""
+def naive_default(model: nn.Module, k_frozen: np.ndarray) -> float:
+    """The default score from its definition, with plain numpy: log10 #params + log10(λmin / GM)
+    of the frozen-BN pNTK without its top eigenvalue."""
+    ev = np.linalg.eigvalsh(k_frozen)[:-1]  # ascending; the top eigenvalue set aside
+    slow = math.log10(ev[0]) - np.log10(ev).mean()  # log10(λmin / geometric mean)
+    n_params = sum(p.numel() for p in model.parameters())
+    return math.log10(n_params) + slow
+
+
+def naive_flatness(k: np.ndarray) -> float:
+    """log10 GM/AM of the eigenvalues of H C H without its zero, C the correlation of k."""
     corr = k / np.sqrt(np.outer(np.diag(k), np.diag(k)))
     h = np.eye(len(corr)) - 1.0 / len(corr)
     lam = np.linalg.eigvalsh(h @ corr @ h)[1:]  # drop the structural zero (eigenvector 1)
-    ev = np.linalg.eigvalsh(k_eval)[:-1]  # ascending; the top eigenvalue set aside
-    slow = math.log10(ev[0]) - np.log10(ev).mean()  # log10(λmin / geometric mean)
-    n_params = sum(p.numel() for p in model.parameters())
-    return math.log10(n_params) + np.mean(np.log10(lam / lam.mean())) + slow
+    return float(np.mean(np.log10(lam / lam.mean())))
 
 
 def naive_pntk_bn(model: nn.Module, x: torch.Tensor, bn: str) -> torch.Tensor:
@@ -302,7 +309,7 @@ def naive_pntk_bn(model: nn.Module, x: torch.Tensor, bn: str) -> torch.Tensor:
     return naive_pntk(model, x)
 
 
-def test_default_uses_the_frozen_kernel_and_the_eval_mode_kernel(monkeypatch):
+def test_default_uses_the_frozen_kernel_whatever_the_context_mode(monkeypatch):
     pytest.importorskip("nasntk.kernels")
     modes = []
     real = proxies._pntk
@@ -320,14 +327,17 @@ def test_default_uses_the_frozen_kernel_and_the_eval_mode_kernel(monkeypatch):
     b = toy_batch()
     batch = Batch(x=b.x.double(), y=b.y, num_classes=b.num_classes, source=b.source)
     got = proxies.compute(model, batch, ["default", "pntk_cond"], bn="frozen")
-    assert modes == ["frozen", "eval"]  # one kernel per mode, the frozen one shared
+    assert modes == ["frozen"]  # one kernel, shared with pntk_cond
     k_frozen = naive_pntk_bn(model, batch.x, "frozen").numpy()
     k_eval = naive_pntk_bn(model, batch.x, "eval").numpy()
     assert not np.allclose(k_frozen, k_eval, rtol=1e-2)
-    assert got["default"] == pytest.approx(naive_default(model, k_frozen, k_eval), rel=1e-9)
+    assert got["default"] == pytest.approx(naive_default(model, k_frozen), rel=1e-9)
+    modes.clear()  # with the context in eval mode the default still uses the frozen kernel
+    got_eval = proxies.compute(model, batch, ["default"], bn="eval")
+    assert modes == ["frozen"] and got_eval["default"] == pytest.approx(got["default"], rel=1e-9)
     modes.clear()  # without BatchNorm every mode gives the same kernel: it is computed once
-    proxies.compute(small_cnn(bn=False), batch, ["default"], bn="frozen")
-    assert modes == ["frozen"]
+    proxies.compute(small_cnn(bn=False), batch, ["default", "pntk_cond"], bn="eval")
+    assert modes == ["eval"]
 
 
 def test_compute_is_deterministic_under_a_seed_and_averages_seeds(monkeypatch):
@@ -521,6 +531,39 @@ def test_live_params_counts_the_parameters_the_output_depends_on():
     assert proxies.compute(net, batch, ["live_params"])["live_params"] == 55
 
 
+class _GatedBranch(nn.Module):
+    """x + BN_γ=0(conv(x)) — a residual branch whose last BatchNorm scale starts at zero — next
+    to a branch behind a constant zero, and a zero-initialised bias that is not a gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.branch = nn.Conv2d(1, 1, 3, padding=1, bias=False)  # 9: gated, trains
+        self.bn = nn.BatchNorm2d(1)  # γ, β: 2
+        self.dead = nn.Conv2d(1, 1, 3, padding=1, bias=False)  # 9: × 0, never trains
+        self.head = nn.Linear(1, 3)  # 6, its bias starts at zero
+        with torch.no_grad():
+            self.bn.weight.zero_()
+            self.head.bias.zero_()
+
+    def forward(self, x):
+        h = x + self.bn(self.branch(x)) + self.dead(x) * 0.0
+        return self.head(h.mean((2, 3)))
+
+
+def test_live_params_opens_gates_initialised_shut():
+    x = toy_batch().x
+    torch.manual_seed(0)
+    net = _GatedBranch()
+    # at init the branch conv has a zero gradient (γ = 0), but γ gets one and opens: live
+    assert naive_live_params(net, x) == 2 + 6  # the naive loop at init sees only γ, β, head
+    assert baselines.live_params(net, x) == 9 + 2 + 6
+    opened = copy.deepcopy(net)
+    with torch.no_grad():
+        opened.bn.weight.fill_(0.7)
+    assert naive_live_params(opened, x) == 9 + 2 + 6  # the same count as the reference, opened
+    assert net.bn.weight.abs().sum() == 0  # the caller's model is untouched
+
+
 def test_naswot_by_hand_for_module_and_functional_relu():
     x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])
     # identity layer: codes 11, 10, 01; K_H = N_A − Hamming = [[2,1,1],[1,2,0],[1,0,2]], det 4
@@ -643,9 +686,27 @@ def test_compute_takes_a_kernel_function_and_calls_it_once_per_bn_mode():
     torch.manual_seed(0)
     model = small_cnn(bn=True)
     batch = toy_batch()
-    got = proxies.compute(model, batch, ["default", "pntk_cond"], bn="frozen", kernel_fn=keeping)
-    assert [bn for bn, _ in calls] == ["frozen", "eval"]
+    got = proxies.compute(model, batch, ["default", "pntk_cond"], bn="eval", kernel_fn=keeping)
+    assert [bn for bn, _ in calls] == ["frozen", "eval"]  # the default's, then the context's
     k_frozen, k_eval = (k.numpy() for _, k in calls)
-    assert got["default"] == pytest.approx(naive_default(model, k_frozen, k_eval), rel=1e-6)
-    lam = np.linalg.eigvalsh(k_frozen)
+    assert got["default"] == pytest.approx(naive_default(model, k_frozen), rel=1e-6)
+    lam = np.linalg.eigvalsh(k_eval)
     assert got["pntk_cond"] == pytest.approx(math.log10(lam[-1] / lam[0]), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "lcnet_050", "tinynet_e"])
+def test_default_is_finite_on_mobile_timm_families(name):
+    # These nets rely on BatchNorm to keep the signal alive: with BN in eval mode at init
+    # (running statistics 0 / 1) their features vanish (std ~1e-6 after the last stage) and the
+    # eval-mode pNTK is numerically rank one. The default must not depend on that kernel.
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(
+        x=torch.rand(16, 3, 32, 32, generator=g), y=torch.arange(16) % 10, num_classes=10,
+        source="toy",
+    )  # fmt: skip
+    got = proxies.compute(model, batch, ["default"])
+    assert math.isfinite(got["default"]), got["reasons"]
+    assert got["reasons"] == {}

@@ -17,7 +17,9 @@ import torch
 from nasntk.errors import NasntkError
 from nasntk.search_spaces import SearchSpace, get, names, register
 from nasntk.search_spaces.base import Field, FieldSpace
+from nasntk.search_spaces.darts import DartsSpace
 from nasntk.search_spaces.mobilenet import MobileNetSpace
+from nasntk.search_spaces.nb101 import NB101Space
 from nasntk.search_spaces.nb201 import NB201Space
 from nasntk.search_spaces.regnet import RegNetSpace, block_widths, wa_choices
 from nasntk.search_spaces.resnet import ResNetSpace
@@ -32,6 +34,8 @@ TIMM_TINY = "test_resnet,test_efficientnet,test_vit"
 #: Tiny configurations of every space (CPU-friendly), with the image size to test them at.
 SPACES: dict[str, tuple[Callable[[], SearchSpace], int]] = {
     "nb201": (lambda: NB201Space(C=4, N=1), 16),
+    "nb101": (lambda: NB101Space(stem_channels=8, num_stacks=2, num_cells=1), 16),
+    "darts": (lambda: DartsSpace(C=4, layers=3), 16),
     "resnet": (lambda: ResNetSpace(max_blocks=2, widths=(8, 16)), 16),
     "regnet": (lambda: RegNetSpace(depth=(4, 6), w0=(8, 16)), 16),
     "mobilenet": (lambda: MobileNetSpace(template=TINY_TEMPLATE, widths=(0.5, 1.0)), 16),
@@ -66,7 +70,9 @@ def _timm_count(name: str) -> int:
 
 # -- registry ------------------------------------------------------------------------------------
 def test_registry() -> None:
-    assert {"nb201", "resnet", "regnet", "mobilenet", "vit", "timm"} <= set(names())
+    assert {"nb201", "nb101", "darts", "resnet", "regnet", "mobilenet", "vit", "timm"} <= set(
+        names()
+    )
     assert isinstance(get("vit"), ViTSpace)
     assert isinstance(get("nasntk.search_spaces.resnet:ResNetSpace"), ResNetSpace)
     assert get("regnet", depth=(4, 8)).depth == (4, 8)

@@ -1,8 +1,7 @@
-"""nasntk.training and nasntk.validate: a loop that learns, honest correlations, resumable runs."""
+"""nasntk.training and nasntk.validation: a loop that learns, honest correlations, resumable runs."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import random
 
@@ -14,10 +13,9 @@ from scipy import stats
 from torch import nn
 
 from nasntk import training
+from nasntk import validation as V
 from nasntk.errors import NasntkError
-
-# ``nasntk.validate`` is also the lazily exported function: take the module from sys.modules.
-V = importlib.import_module("nasntk.validate")
+from nasntk.leaderboard import rows as leaderboard_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +241,7 @@ def test_select_takes_top_then_seeded_random_from_the_rest():
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    from nasntk.search import search
+    from nasntk.study import search
 
     folder = tmp_path_factory.mktemp("validate")
     url = f"sqlite:///{folder / 'study.db'}"
@@ -292,9 +290,7 @@ def test_validate_resumes_instead_of_retraining(tiny_study, tmp_path, monkeypatc
 
     # Every stored score is correlated; the report and one plot per score exist.
     names = V.score_names(
-        __import__("nasntk.leaderboard", fromlist=["rows"]).rows(
-            optuna.load_study(study_name="tiny", storage=tiny_study)
-        )
+        leaderboard_rows(optuna.load_study(study_name="tiny", storage=tiny_study))
     )
     assert "default" in names and "params" in names
     assert set(first.correlations) == set(names)
@@ -307,7 +303,7 @@ def test_validate_resumes_instead_of_retraining(tiny_study, tmp_path, monkeypatc
 def test_validate_accuracy_is_a_real_training_result(tiny_study):
     """Recompute one stored number by hand: rebuild, split, train with the same recipe."""
     from nasntk import data, leaderboard
-    from nasntk.search import build, load_study
+    from nasntk.study import build, load_study
 
     study = load_study(tiny_study, "tiny")
     res = V.validate(study, top=1, random_k=0, epochs=1, n=200, batch_size=32)

@@ -1,13 +1,14 @@
 """Does the zero-cost ranking predict trained accuracy? Short real training of chosen candidates.
 
-:func:`validate` takes the top-K candidates of a study (its leaderboard order) plus K others drawn
-at random from the rest of its completed, distinct candidates, rebuilds each untrained network,
-trains it with :func:`nasntk.training.train` on a seeded, class-stratified train/validation split
-of the data, and measures for every score s stored on the trials
+:func:`validate` (``nasntk.validate``) takes the top-K candidates of a study (its leaderboard
+order) plus K others drawn at random from the rest of its completed, distinct candidates, rebuilds
+each untrained network, trains it with :func:`nasntk.training.train` on a seeded,
+class-stratified train/validation split of the data, and measures for every score s stored on
+the trials
 
 - Kendall τ-b and Spearman ρ between the *oriented* score (negated when the score's direction
   is ``"minimize"``, so a positive value always means "the score ranks like the accuracy") and
-  the reached validation accuracy (``scipy.stats`` via :mod:`nasntk.benchmark`).
+  the reached validation accuracy (``scipy.stats`` via :mod:`nasntk.rankstats`).
 
 The random half matters: correlations measured on the top-K alone suffer from range restriction
 (every candidate is good by the score), so they understate how well the score separates good
@@ -26,13 +27,10 @@ With ``out=DIR`` it writes ``report.md`` (budget, correlation table, candidate t
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -40,7 +38,7 @@ import optuna
 import torch
 
 from nasntk import training
-from nasntk.errors import NasntkError
+from nasntk.errors import NasntkError, one_line
 
 __all__ = ["ATTR_PREFIX", "Budget", "Validation", "correlate", "result_key", "select", "validate"]
 
@@ -131,7 +129,8 @@ def directions(names: Sequence[str]) -> dict[str, str]:
     return {n: proxies.get(n).direction if n in known else "maximize" for n in names}
 
 
-def _as_float(v: Any) -> float:
+def as_float(v: Any) -> float:
+    """A stored number as a float (nan when missing or not a number)."""
     try:
         return float(v)
     except (TypeError, ValueError):
@@ -149,10 +148,10 @@ def correlate(
     are oriented first (``minimize`` scores negated; non-finite values rank last, as in a
     search); a constant score or accuracy gives NaN.
     """
-    from nasntk.benchmark import orient, rank_correlations
+    from nasntk.rankstats import orient, rank_correlations
 
     directions = directions or {}
-    acc = [_as_float(a) for a in accuracy]
+    acc = [as_float(a) for a in accuracy]
     keep = [i for i, a in enumerate(acc) if math.isfinite(a)]
     out: dict[str, dict[str, float]] = {}
     for name, values in scores.items():
@@ -160,7 +159,7 @@ def correlate(
             raise NasntkError(
                 f"score {name!r} has {len(values)} values but there are {len(acc)} accuracies"
             )
-        s = orient([_as_float(values[i]) for i in keep], directions.get(name, "maximize"))
+        s = orient([as_float(values[i]) for i in keep], directions.get(name, "maximize"))
         a = [acc[i] for i in keep]
         if len(keep) < 2:
             corr = {"kendall": math.nan, "spearman": math.nan}
@@ -176,7 +175,7 @@ def correlate(
 def _open(study_or_name: Union[optuna.Study, str], storage: Optional[str]) -> optuna.Study:
     if isinstance(study_or_name, optuna.Study):
         return study_or_name
-    from nasntk.search import load_study
+    from nasntk.study import load_study
 
     return load_study(storage, study_or_name)
 
@@ -205,7 +204,7 @@ def _budget(
     trained network is the one that was scored), the classes those of the validation data.
     """
     from nasntk import data as data_mod
-    from nasntk.search import study_config
+    from nasntk.study import study_config
 
     stored = study_config(study)
     source = data or stored.get("data") or "digits"
@@ -274,9 +273,7 @@ def validate(
         ``val_acc``, ``train_acc``, ``train_loss``, ``train_seconds``, ``reused``) and, per score,
         ``{"kendall", "spearman", "n"}``.
     """
-    from nasntk import data as data_mod
     from nasntk.leaderboard import rows as leaderboard_rows
-    from nasntk.search import build
 
     study = _open(study_or_name, storage)
     config = training.TrainConfig(
@@ -290,80 +287,101 @@ def validate(
         device=device,
     )
     budget, shape = _budget(study, data=data, n=n, val_fraction=val_fraction, config=config)
-    key = budget.key()
     ranked = leaderboard_rows(study)
     if not ranked:
         raise NasntkError(f"study {study.study_name!r} has no completed candidates to validate")
     chosen = select(ranked, top=top, random_k=random_k, seed=seed)
-    stored_attrs = study.user_attrs
-
-    split_data: Optional[tuple[Any, Any]] = None
-    rows: list[dict[str, Any]] = []
-    trained = reused = 0
+    runs = _Runs(study, budget, shape, config, retrain=retrain, progress=progress)
+    rows = []
     for i, row in enumerate(chosen):
-        label = str(row.get("arch") or row.get("spec"))
         if progress is not None:
-            progress("candidate", i, len(chosen), label)
-        rkey = result_key(key, int(row["trial"]))
-        result = None if retrain else _stored(stored_attrs, rkey)
-        was_stored = result is not None
-        if result is None:
-            if split_data is None:
-                batch = data_mod.load(
-                    budget.data,
-                    budget.n,
-                    seed=seed,
-                    in_chans=shape["in_chans"],
-                    img_size=shape["img_size"],
-                )
-                split_data = training.split(
-                    batch.x, batch.y, val_fraction=budget.val_fraction, seed=seed
-                )
-            result = _train_one(row, shape, split_data, config, build, progress)
-            result["arch"] = str(row.get("arch", ""))
-            study.set_user_attr(rkey, result)
-            trained += 1
-        else:
-            reused += 1
-        rows.append(
-            {
-                **{k: v for k, v in row.items() if k not in ("spec", "space_options")},
-                "spec": row.get("spec"),
-                "val_acc": _as_float(result.get("val_acc")),
-                "train_acc": _as_float(result.get("train_acc")),
-                "train_loss": _as_float(result.get("train_loss")),
-                "train_seconds": _as_float(result.get("seconds")),
-                "error": result.get("error", ""),
-                "reused": was_stored,
-            }
-        )
+            progress("candidate", i, len(chosen), str(row.get("arch") or row.get("spec")))
+        rows.append(_result_row(row, *runs.result(row)))
     if progress is not None:
         progress("candidate", len(chosen), len(chosen), "")
 
     names = score_names(ranked)
-    corr = correlate(
-        {s: [r.get(s) for r in rows] for s in names},
-        [r["val_acc"] for r in rows],
-        directions(names),
-    )
+    scores = {s: [r.get(s) for r in rows] for s in names}
+    corr = correlate(scores, [r["val_acc"] for r in rows], directions(names))
     result = Validation(
         study=study.study_name,
-        budget=key,
+        budget=budget.key(),
         rows=rows,
         correlations=corr,
-        trained=trained,
-        reused=reused,
+        trained=runs.trained,
+        reused=runs.reused,
     )
     if out is not None:
-        files = write_report(
-            result,
-            Path(out),
-            directions(names),
-            shape=shape,
-            n_train_val=_sizes(split_data, budget),
-        )
-        result = Validation(**{**result.__dict__, "files": files})
+        sizes = _sizes(runs.split, budget)
+        from nasntk.validation_report import write_report
+
+        files = write_report(result, Path(out), directions(names), shape=shape, n_train_val=sizes)
+        result = replace(result, files=files)
     return result
+
+
+class _Runs:
+    """Training results of candidates under one budget: read back from the study, or trained now."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        budget: Budget,
+        shape: Mapping[str, int],
+        config: training.TrainConfig,
+        *,
+        retrain: bool,
+        progress: Optional[Progress],
+    ) -> None:
+        self.study, self.budget, self.shape, self.config = study, budget, shape, config
+        self.stored = {} if retrain else study.user_attrs
+        self.progress = progress
+        self.split: Optional[tuple[Any, Any]] = None  # loaded at the first training
+        self.trained = self.reused = 0
+
+    def _data(self) -> tuple[Any, Any]:
+        if self.split is None:
+            from nasntk import data as data_mod
+
+            b, seed = self.budget, self.config.seed
+            batch = data_mod.load(
+                b.data,
+                b.n,
+                seed=seed,
+                in_chans=self.shape["in_chans"],
+                img_size=self.shape["img_size"],
+            )
+            self.split = training.split(batch.x, batch.y, val_fraction=b.val_fraction, seed=seed)
+        return self.split
+
+    def result(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The result of a candidate and whether it was stored already."""
+        from nasntk.study import build
+
+        key = result_key(self.budget.key(), int(row["trial"]))
+        stored = _stored(self.stored, key)
+        if stored is not None:
+            self.reused += 1
+            return stored, True
+        result = _train_one(row, self.shape, self._data(), self.config, build, self.progress)
+        result["arch"] = str(row.get("arch", ""))
+        self.study.set_user_attr(key, result)
+        self.trained += 1
+        return result, False
+
+
+def _result_row(row: Mapping[str, Any], result: Mapping[str, Any], reused: bool) -> dict[str, Any]:
+    """A leaderboard row with its training result."""
+    return {
+        **{k: v for k, v in row.items() if k not in ("spec", "space_options")},
+        "spec": row.get("spec"),
+        "val_acc": as_float(result.get("val_acc")),
+        "train_acc": as_float(result.get("train_acc")),
+        "train_loss": as_float(result.get("train_loss")),
+        "train_seconds": as_float(result.get("seconds")),
+        "error": result.get("error", ""),
+        "reused": reused,
+    }
 
 
 def _sizes(split_data: Optional[tuple[Any, Any]], budget: Budget) -> str:
@@ -396,123 +414,8 @@ def _train_one(
         except NasntkError as exc:
             return {"val_acc": math.nan, "error": str(exc)}
         except RuntimeError as exc:  # e.g. out of memory: the candidate is skipped, not the run
-            return {"val_acc": math.nan, "error": " ".join(str(exc).split())[:200]}
+            return {"val_acc": math.nan, "error": one_line(exc)}
     d = res.to_dict()
     return {
         k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in d.items()
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v).replace("|", "\\|")
-
-
-def scatter(result: Validation, name: str, direction: str, path: Path) -> None:
-    """A PNG of score ``name`` (x) against validation accuracy (y), top vs random candidates."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 3.6), dpi=110)
-    for role, color in (("top", "tab:orange"), ("random", "tab:blue")):
-        pts = [(_as_float(r.get(name)), r["val_acc"]) for r in result.rows if r.get("role") == role]
-        pts = [(x, y) for x, y in pts if math.isfinite(x) and math.isfinite(y)]
-        if pts:
-            ax.scatter(
-                *zip(*pts, strict=True), s=22, c=color, label=f"{role} ({len(pts)})", alpha=0.85
-            )
-    c = result.correlations.get(name, {})
-    ax.set_xlabel(f"{name} ({'higher' if direction == 'maximize' else 'lower'} is better)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{name}: τ={_fmt(c.get('kendall'))}, ρ={_fmt(c.get('spearman'))}", fontsize=10)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_report(
-    result: Validation,
-    out: Path,
-    dirs: Mapping[str, str],
-    *,
-    shape: Mapping[str, int],
-    n_train_val: str,
-) -> dict[str, str]:
-    """Write ``report.md``, ``validation.csv`` and ``scatter_<score>.png`` into ``out``."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NasntkError(f"cannot create output folder {str(out)!r}: {exc.strerror}") from None
-    files: dict[str, str] = {}
-    for name in result.correlations:
-        path = out / f"scatter_{_slug(name)}.png"
-        scatter(result, name, dirs.get(name, "maximize"), path)
-        files[f"scatter_{name}"] = str(path)
-
-    cols = [
-        "rank",
-        "role",
-        "trial",
-        "arch",
-        "val_acc",
-        "train_acc",
-        *result.correlations,
-        "reused",
-        "error",
-    ]
-    csv_path = out / "validation.csv"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(
-            fh, fieldnames=[*cols, "spec"], extrasaction="ignore", lineterminator="\n"
-        )
-        writer.writeheader()
-        for r in result.rows:
-            writer.writerow({**r, "spec": json.dumps(r.get("spec"), sort_keys=True)})
-    files["csv"] = str(csv_path)
-
-    lines = [
-        f"# Validation of study `{result.study}`",
-        "",
-        f"- budget: `{result.budget[len(ATTR_PREFIX) :]}`",
-        f"- data: {n_train_val}; networks built for {shape['in_chans']}×{shape['img_size']}×{shape['img_size']} inputs, {shape['num_classes']} classes",
-        f"- candidates: {sum(r['role'] == 'top' for r in result.rows)} top + {sum(r['role'] == 'random' for r in result.rows)} random; trained now {result.trained}, read back from the study {result.reused}",
-        "",
-        "## Rank correlation with the reached validation accuracy",
-        "",
-        "Scores are oriented so that a positive value means the score orders candidates like their accuracy.",
-        "",
-        "| score | direction | pairs | Kendall τ | Spearman ρ |",
-        "|---|---|---|---|---|",
-    ]
-    for name, c in result.correlations.items():
-        lines.append(
-            f"| {name} | {dirs.get(name, 'maximize')} | {c['n']} | {_fmt(c['kendall'])} | {_fmt(c['spearman'])} |"
-        )
-    lines += ["", "## Candidates", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in result.rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
-    lines += ["", "## Scatter plots", ""]
-    lines += [f"![{name}](scatter_{_slug(name)}.png)" for name in result.correlations]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    files["report"] = str(report)
-    return files

@@ -1,0 +1,418 @@
+"""One default for every benchmark: score the dev cells of NB201, NB101 and NB301 side by side.
+
+Three parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites/<suite>/``):
+
+1. ``score``: for every dev cell of a suite, build the network at init (seed 0), compute the
+   library's scores (``default``, ``live_params``, ``params``, ``naswot``, ``synflow``) on N = 64
+   CIFAR-10 images through :func:`nasntk.proxies.compute`, and keep both pNTKs the default uses
+   (BatchNorm frozen at the batch's statistics, and in eval mode) through its ``kernel_fn`` hook,
+   so that every kernel formula below is computed from the very kernels the library made.
+2. ``sweep``: every configuration (terms alone, each candidate default) on every suite, Kendall τ
+   with a 95 % bootstrap CI per accuracy column, the anchors of the truth CSV (NASLib's zero-cost
+   scores of the same cells, the benchmark's params / FLOPs) beside them, and the paired
+   bootstrap CI of (candidate − best anchor); written to ``experiments/out/suites_sweep.md``.
+3. ``krr``: kernel-regression accuracy at large N (``--n 1000``), the ridge chosen by
+   leave-one-out on the train part, on a fixed subset of cells per suite, with its cost.
+
+    OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 0/2 &
+    OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 1/2 &
+    OMP_NUM_THREADS=1 python experiments/suites.py sweep
+    OMP_NUM_THREADS=1 python experiments/suites.py krr --suite nb201 --cells 20 --n 1000
+
+Data: ``$NASNTK_SHARED`` (default ../shared beside the checkout): data/cifar10_test.npz and the
+three dev CSVs. Suites whose CSV is absent are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasntk import data as data_mod
+from nasntk import groundtruth, proxies, rankstats, spectral
+from nasntk.search_spaces import get as get_space
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NASNTK_SHARED", ROOT.parent / "shared"))
+OUT = ROOT / "experiments" / "out"
+N_BOOT = int(os.environ.get("N_BOOT", 1000))
+SCORES = ("default", "live_params", "params", "naswot", "synflow")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark: its truth CSV, the space and options the kernels are computed on."""
+
+    name: str
+    truth: Path
+    space: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def folder(self) -> Path:
+        tag = "-".join(f"{k}{v}" for k, v in sorted(self.options.items()))
+        return OUT / "suites" / (self.name + (f"-{tag}" if tag else ""))
+
+
+SUITES = {
+    "nb201": Suite("nb201", SHARED / "data" / "nb201" / "nb201_dev.csv", "nb201"),
+    "nb101": Suite(
+        "nb101",
+        SHARED / "data" / "nb101" / "nb101_dev.csv",
+        "nb101",
+        {"stem_channels": 16, "num_cells": 1},
+    ),
+    "nb301": Suite(
+        "nb301", SHARED / "data" / "nb301" / "nb301_dev.csv", "darts", {"C": 8, "layers": 5}
+    ),
+    # the same cells on a wider, deeper proxy (a third of the dev rows: ``--shard 0/3``)
+    "nb301-wide": Suite(
+        "nb301", SHARED / "data" / "nb301" / "nb301_dev.csv", "darts", {"C": 16, "layers": 8}
+    ),
+}
+
+
+def _batch(n: int) -> Any:
+    return data_mod.load("cifar10", n, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. score
+# ------------------------------------------------------------------------------------------------
+def kept_scores(model: torch.nn.Module, batch: Any) -> dict[str, Any]:
+    """The library's :data:`SCORES` of ``model`` plus both pNTKs the default computed (``Kf``:
+    BatchNorm frozen at the batch statistics, ``Ke``: eval mode; equal without BatchNorm)."""
+    kept: dict[str, np.ndarray] = {}
+
+    def keep(model: torch.nn.Module, x: torch.Tensor, **kw: Any) -> torch.Tensor:
+        k = proxies._pntk(model, x, **kw)
+        kept[kw["bn"]] = k.detach().cpu().numpy()
+        return k
+
+    res = proxies.compute(model, batch, list(SCORES), kernel_fn=keep)
+    if "eval" not in kept and proxies._has_batchnorm(model):  # for the eval-mode terms
+        keep(model, batch.x, bn="eval", dtype=torch.float64)
+    n = len(batch.y)
+    missing = np.full((n, n), np.nan)
+    kf = kept.get("frozen", missing)
+    return {
+        "Kf": kf,
+        "Ke": kept.get("eval", kf),
+        **{s: float(res[s]) for s in SCORES},
+        "reasons": repr(res["reasons"]),
+    }
+
+
+def run_score(args: argparse.Namespace) -> None:
+    suite = SUITES[args.suite]
+    truth = groundtruth.read_truth(suite.truth)
+    space = get_space(suite.space, **suite.options)
+    batch = _batch(args.n)
+    folder = suite.folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    shard, of = (int(v) for v in args.shard.split("/"))
+    rows = [i for i in range(len(truth)) if i % of == shard][: args.limit]
+    shape = {"num_classes": 10, "in_chans": 3, "img_size": 32}
+    for i in rows:
+        path = folder / f"{i}.npz"
+        if path.exists():
+            continue
+        spec = space.parse_any(truth.archs[i])
+        start = time.perf_counter()
+        torch.manual_seed(0)
+        kept = kept_scores(space.build(spec, **shape), batch)
+        seconds = time.perf_counter() - start
+        np.savez(
+            path,
+            y=batch.y.numpy(),
+            seconds=seconds,
+            params_full=float(get_space(suite.space).params(spec)),
+            **kept,
+        )
+        print(f"{suite.name} {i} {seconds:.2f}s default={kept['default']:.3f}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. sweep
+# ------------------------------------------------------------------------------------------------
+def _safe(fn: Callable[[], float]) -> float:
+    try:
+        v = float(fn())
+    except spectral.ScoreUndefined as exc:
+        v = -math.inf if exc.value is None else exc.value
+    return v if not math.isnan(v) else -math.inf
+
+
+def alignment(k: np.ndarray, y: np.ndarray, num_classes: int = 10) -> float:
+    """Centred kernel-target alignment A(HKH, YYᵀ) (Cortes et al. 2012), Y centred one-hot."""
+    yc = spectral.one_hot_centered(y, num_classes)
+    n = k.shape[0]
+    h = np.eye(n) - 1.0 / n
+    kc = h @ k @ h
+    t = yc @ yc.T
+    return float(np.sum(kc * t) / (np.linalg.norm(kc) * np.linalg.norm(t)))
+
+
+def _min_over_gm_all(eigs: np.ndarray) -> float:
+    """log10(λmin / GM(all λ)): λmin against the whole spectrum (no eigenvalue set aside)."""
+    lam = np.asarray(eigs, dtype=np.float64)
+    spectral.log10_flatness(lam)  # raises ScoreUndefined when singular
+    return float(np.log10(lam.min()) - np.mean(np.log10(lam)))
+
+
+def quantities(z: Any) -> dict[str, float]:
+    """Per-cell terms, all 'larger = predicted better', from one kept .npz."""
+    kf, ke, y = z["Kf"], z["Ke"], z["y"]
+    q: dict[str, float] = {s: float(z[s]) for s in SCORES}
+    q["log_params"] = math.log10(max(float(z["params"]), 1.0))
+    q["log_params_full"] = math.log10(max(float(z["params_full"]), 1.0))
+    q["log_live"] = math.log10(max(float(z["live_params"]), 1.0))
+    # live parameters of the benchmark's own network: its exact count × the live fraction of the
+    # scored (proxy) network
+    q["log_live_full"] = q["log_params_full"] + q["log_live"] - q["log_params"]
+    q["flat_f"] = _safe(
+        lambda: spectral.log10_flatness(spectral.correlation_centered_eigenvalues(kf))
+    )
+    q["flat_e"] = _safe(
+        lambda: spectral.log10_flatness(spectral.correlation_centered_eigenvalues(ke))
+    )
+    q["g_e"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(ke)))
+    q["g_f"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(kf)))
+    q["g_fc"] = _safe(lambda: _min_over_gm_all(spectral.correlation_centered_eigenvalues(kf)))
+    q["align_f"] = _safe(lambda: alignment(kf, y))
+    q["cond_f"] = _safe(lambda: -spectral.condition_number(spectral.eigenvalues(kf)))
+    q["trace_f"] = _safe(lambda: math.log10(float(np.mean(np.diag(kf)))))
+    q["trace_e"] = _safe(lambda: math.log10(float(np.mean(np.diag(ke)))))
+    q["erank_f"] = _safe(lambda: math.log10(spectral.effective_rank(spectral.eigenvalues(kf))))
+    return q
+
+
+#: Candidate formulas over the per-cell terms (name → function of the terms dict).
+CONFIGS: dict[str, Callable[[dict[str, float]], float]] = {
+    "previous default: log live + flat(frozen) + G(eval)": lambda q: (
+        q["log_live"] + q["flat_f"] + q["g_e"]
+    ),
+    "log live + flat(frozen) + G(frozen)": lambda q: q["log_live"] + q["flat_f"] + q["g_f"],
+    "log live + flat(frozen)": lambda q: q["log_live"] + q["flat_f"],
+    "log live + G(frozen)": lambda q: q["log_live"] + q["g_f"],
+    "log live + flat(frozen) + G(frozen) + align(frozen)": lambda q: (
+        q["log_live"] + q["flat_f"] + q["g_f"] + q["align_f"]
+    ),
+    "log live + flat(eval) + G(eval)": lambda q: q["log_live"] + q["flat_e"] + q["g_e"],
+    "log live + flat(frozen) + G(frozen) + log mean diag K(frozen)": lambda q: (
+        q["log_live"] + q["flat_f"] + q["g_f"] + q["trace_f"]
+    ),
+    "flat(frozen) + G(frozen) + log mean diag K(frozen)": lambda q: (
+        q["flat_f"] + q["g_f"] + q["trace_f"]
+    ),
+    "log live + flat(frozen) + G(frozen) + log eff. rank(frozen)": lambda q: (
+        q["log_live"] + q["flat_f"] + q["g_f"] + q["erank_f"]
+    ),
+    "log live + G(centred correlation, frozen)": lambda q: q["log_live"] + q["g_fc"],
+    "log live + flat(frozen) + G(centred correlation, frozen)": lambda q: (
+        q["log_live"] + q["flat_f"] + q["g_fc"]
+    ),
+    "log live + flat(eval) + G(frozen)": lambda q: q["log_live"] + q["flat_e"] + q["g_f"],
+    "log live + G(frozen) + G(eval)": lambda q: q["log_live"] + q["g_f"] + q["g_e"],
+    "log live(full) + flat(frozen) + G(frozen)": lambda q: (
+        q["log_live_full"] + q["flat_f"] + q["g_f"]
+    ),
+    "log live(full) + G(frozen)": lambda q: q["log_live_full"] + q["g_f"],
+    "log live(full) + flat(frozen)": lambda q: q["log_live_full"] + q["flat_f"],
+    "log live(full)": lambda q: q["log_live_full"],
+    "log live": lambda q: q["log_live"],
+    "log mean diag K(frozen)": lambda q: q["trace_f"],
+    "log mean diag K(eval)": lambda q: q["trace_e"],
+    "log params (scored network)": lambda q: q["log_params"],
+    "flat(frozen)": lambda q: q["flat_f"],
+    "G(frozen)": lambda q: q["g_f"],
+    "G(eval)": lambda q: q["g_e"],
+    "align(frozen)": lambda q: q["align_f"],
+    "−log κ(frozen)": lambda q: q["cond_f"],
+    "naswot": lambda q: q["naswot"],
+    "synflow": lambda q: q["synflow"],
+}
+
+
+def load_suite(suite: Suite) -> tuple[list[int], dict[str, np.ndarray], list[float]] | None:
+    folder = suite.folder()
+    if not folder.is_dir():
+        return None
+    rows, per_cell, secs = [], [], []
+    for path in sorted(folder.glob("*.npz"), key=lambda p: int(p.stem)):
+        z = np.load(path)
+        rows.append(int(path.stem))
+        per_cell.append(quantities(z))
+        secs.append(float(z["seconds"]))
+    values = {name: np.array([f(q) for q in per_cell]) for name, f in CONFIGS.items()}
+    return rows, values, secs
+
+
+def _ci(score: np.ndarray, acc: np.ndarray) -> str:
+    point, lo, hi = rankstats.bootstrap_ci(rankstats.orient(score), acc, n_boot=N_BOOT)
+    return f"{point:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def sweep_suite(suite: Suite, only: list[str] | None = None) -> list[str]:
+    loaded = load_suite(suite)
+    if loaded is None or not suite.truth.exists():
+        return [f"## {suite.name}: not scored\n"]
+    rows, values, secs = loaded
+    truth = groundtruth.read_truth(suite.truth)
+    acc = {c: v[rows] for c, v in truth.columns.items()}
+    anchors = {a: v[rows] for a, v in truth.anchors.items()}
+    cols = list(acc)
+    out = [
+        f"## {suite.name}: {len(rows)} of {len(truth)} dev cells, space {suite.space} "
+        f"{suite.options or '(benchmark network)'}, {np.mean(secs):.2f} s per cell "
+        "(all five scores, 1 thread)\n",
+        "| configuration | " + " | ".join(f"τ {c}" for c in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    names = [n for n in CONFIGS if not only or n in only]
+    for name in names:
+        out.append(f"| {name} | " + " | ".join(_ci(values[name], acc[c]) for c in cols) + " |")
+    for a, v in anchors.items():
+        out.append(f"| anchor: {a} | " + " | ".join(_ci(v, acc[c]) for c in cols) + " |")
+    out.append("")
+    for c in cols:
+        taus = {
+            a: rankstats.rank_correlations(rankstats.orient(v), acc[c])["kendall"]
+            for a, v in anchors.items()
+        }
+        taus = {a: t for a, t in taus.items() if math.isfinite(t)}
+        if not taus:
+            continue
+        best = max(taus, key=lambda a: taus[a])
+        for name in names[:5]:
+            d, lo, hi = rankstats.paired_difference_ci(
+                rankstats.orient(values[name]),
+                rankstats.orient(anchors[best]),
+                acc[c],
+                n_boot=N_BOOT,
+            )
+            out.append(f"- {c}: {name} − best anchor {best}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    out.append("")
+    return out
+
+
+def run_sizes(args: argparse.Namespace) -> None:
+    """The same NB301 cells scored on two proxy sizes: τ of the key configurations side by side."""
+    small, wide = load_suite(SUITES["nb301"]), load_suite(SUITES["nb301-wide"])
+    if small is None or wide is None:
+        print("score both nb301 and nb301-wide first")
+        return
+    common = sorted(set(small[0]) & set(wide[0]))
+    truth = groundtruth.read_truth(SUITES["nb301"].truth)
+    acc = truth.columns["val_acc"][common]
+    lines = [f"{len(common)} NB301 dev cells scored on both proxies (N = 64, seed 0)\n",
+             "| configuration | τ C=8, 5 cells | τ C=16, 8 cells |", "|---|---|---|"]  # fmt: skip
+    for name in [*list(CONFIGS)[:6], "naswot", "log live"]:
+        cells = []
+        for rows, values, _ in (small, wide):
+            pick = [rows.index(r) for r in common]
+            cells.append(_ci(values[name][pick], acc))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    secs = [np.mean(np.array(x[2])[[x[0].index(r) for r in common]]) for x in (small, wide)]
+    lines.append(f"| seconds per cell (five scores + both kernels, 1 thread, loaded machine) | "
+                 f"{secs[0]:.1f} | {secs[1]:.1f} |")  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (OUT / "suites_nb301_sizes.md").write_text(text)
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    lines = ["# Every configuration on every suite (Kendall τ, 95 % bootstrap CI)\n"]
+    for name in args.suites:
+        lines += sweep_suite(SUITES[name])
+        print("\n".join(lines[-40:]), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "suites_sweep.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT / 'suites_sweep.md'}")
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. krr at large N
+# ------------------------------------------------------------------------------------------------
+def loo_ridge_accuracy(k: np.ndarray, y: np.ndarray, n_train: int, ridges: list[float]) -> float:
+    """Held-out accuracy of kernel ridge regression, ridge chosen by leave-one-out on the train
+    part (closed form: residual_i / (1 − H_ii), H = K(K + λI)⁻¹, on the normalised kernel)."""
+    k = k / np.mean(np.diag(k))
+    t = spectral.one_hot_centered(y, 10)
+    tr, te = np.arange(n_train), np.arange(n_train, len(y))
+    ktt = k[np.ix_(tr, tr)]
+    w, v = np.linalg.eigh(ktt)
+    best, best_err = ridges[0], math.inf
+    for lam in ridges:
+        h = (v * (w / (w + lam))) @ v.T
+        resid = (t[tr] - h @ t[tr]) / (1.0 - np.diag(h))[:, None]
+        err = float(np.mean(resid**2))
+        if err < best_err:
+            best, best_err = lam, err
+    alpha = np.linalg.solve(ktt + best * np.eye(len(tr)), t[tr])
+    pred = k[np.ix_(te, tr)] @ alpha
+    return float(np.mean(pred.argmax(1) == y[te]))
+
+
+def run_krr(args: argparse.Namespace) -> None:
+    suite = SUITES[args.suite]
+    truth = groundtruth.read_truth(suite.truth)
+    space = get_space(suite.space, **suite.options)
+    batch = _batch(args.n)
+    rng = np.random.default_rng(0)
+    rows = sorted(rng.choice(len(truth), size=min(args.cells, len(truth)), replace=False))
+    folder = OUT / "suites_krr" / f"{suite.name}-n{args.n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    ridges = [10.0**e for e in range(-6, 1)]
+    n_train = args.n - args.test
+    for i in rows:
+        path = folder / f"{i}.npz"
+        if path.exists():
+            continue
+        start = time.perf_counter()
+        torch.manual_seed(0)
+        model = space.build(space.parse_any(truth.archs[i]), num_classes=10)
+        k = proxies._pntk(model, batch.x, bn="frozen", dtype=torch.float64).numpy()
+        seconds = time.perf_counter() - start
+        acc = loo_ridge_accuracy(k, batch.y.numpy(), n_train, ridges)
+        np.savez(path, acc=acc, seconds=seconds)
+        print(f"{suite.name} {i} krr acc {acc:.3f} in {seconds:.1f}s", flush=True)
+    got = sorted(folder.glob("*.npz"), key=lambda p: int(p.stem))
+    idx = [int(p.stem) for p in got]
+    accs = np.array([float(np.load(p)["acc"]) for p in got])
+    secs = [float(np.load(p)["seconds"]) for p in got]
+    for c, v in truth.columns.items():
+        print(f"{suite.name} {c}: {len(idx)} cells, KRR acc τ {_ci(accs, v[idx])}, "
+              f"mean acc {accs.mean():.3f}, {np.mean(secs):.1f} s per kernel (N={args.n})")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("--suite", choices=list(SUITES), required=True)
+    s.add_argument("--shard", default="0/1")
+    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--n", type=int, default=64)
+    sub.add_parser("sizes")
+    w = sub.add_parser("sweep")
+    w.add_argument("--suites", nargs="+", default=list(SUITES))
+    k = sub.add_parser("krr")
+    k.add_argument("--suite", choices=list(SUITES), required=True)
+    k.add_argument("--cells", type=int, default=20)
+    k.add_argument("--n", type=int, default=1000)
+    k.add_argument("--test", type=int, default=300)
+    args = ap.parse_args()
+    {"score": run_score, "sweep": run_sweep, "sizes": run_sizes, "krr": run_krr}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

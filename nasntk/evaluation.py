@@ -1,0 +1,181 @@
+"""How well do training-free scores rank architectures? The benchmark behind ``nasntk benchmark``.
+
+:func:`benchmark` scores the cells of a truth CSV (:mod:`nasntk.groundtruth`) through the
+resumable score cache (:mod:`nasntk.scorecache`) and measures, for every score and every anchor
+of the CSV against every accuracy column, Kendall τ-b, Spearman ρ and the top-10 hit rate
+(:mod:`nasntk.rankstats`), plus the paired bootstrap CI of the default minus the best anchor.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from nasntk.errors import NasntkError
+from nasntk.groundtruth import Truth, as_float, read_truth
+from nasntk.rankstats import (
+    correlations,
+    orient,
+    paired_difference_ci,
+    rank_correlations,
+    top_k_hit_rate,
+)
+from nasntk.scorecache import Computer, score_names, score_specs
+
+
+# ------------------------------------------------------------------------------------------------
+# The benchmark
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class BenchmarkResult:
+    """Rank quality of every score, and of every anchor of the truth CSV, against every accuracy
+    column; anchors are published values of the same cells (:class:`Truth`), maximised as given."""
+
+    n: int
+    seconds_per_cell: float
+    default: str
+    scores: dict[str, dict[str, dict[str, float]]]
+    top10: dict[str, dict[str, float]] = field(default_factory=dict)
+    directions: dict[str, str] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    truth: Optional[Truth] = field(default=None, repr=False)
+    anchors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"n", "seconds_per_cell", "default", "scores": {s: {col: {τ, ρ}}}, "anchors": {a:
+        {col: {τ, ρ}}}}``: the same shape for every suite (``anchors`` may be empty)."""
+
+        def corr(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
+            return {
+                s: {
+                    c: {"kendall": v["kendall"], "spearman": v["spearman"]} for c, v in cols.items()
+                }
+                for s, cols in table.items()
+            }
+
+        return {
+            "n": int(self.n),
+            "seconds_per_cell": float(self.seconds_per_cell),
+            "default": self.default,
+            "scores": corr(self.scores),
+            "anchors": corr(self.anchors),
+        }
+
+    def best_anchor(self, column: str) -> Optional[str]:
+        """The anchor with the highest Kendall τ on ``column`` (None without anchors)."""
+        taus = {a: v[column]["kendall"] for a, v in self.anchors.items()}
+        taus = {a: t for a, t in taus.items() if math.isfinite(t)}
+        return max(taus, key=lambda a: taus[a]) if taus else None
+
+    def versus_best_anchor(
+        self, column: str, score: Optional[str] = None, *, n_boot: int = 1000
+    ) -> Optional[tuple[str, float, float, float]]:
+        """(anchor, τ(score) − τ(anchor), low, high): the paired bootstrap CI of the difference
+        between ``score`` (default: the default score) and the best anchor on ``column``."""
+        score = score or self.default
+        best = self.best_anchor(column)
+        if best is None or self.truth is None or score not in self.values:
+            return None
+        mine = orient(self.values[score], self.directions.get(score, "maximize"))
+        theirs = orient(self.truth.anchors[best])
+        point, low, high = paired_difference_ci(
+            mine, theirs, self.truth.columns[column], n_boot=n_boot
+        )
+        return best, point, low, high
+
+
+def evaluate(
+    rows: Sequence[Mapping[str, Any]],
+    truth: Truth,
+    names: Sequence[str],
+    directions: Mapping[str, str],
+    default: str = "default",
+) -> BenchmarkResult:
+    """Correlations, top-10 hit rates and mean seconds of scored rows aligned with ``truth``."""
+    if len(rows) != len(truth):
+        raise NasntkError(f"{len(rows)} scored rows for {len(truth)} truth cells")
+    values = {nm: np.array([as_float(r.get(nm)) for r in rows]) for nm in names}
+    corr = correlations(values, truth.columns, directions)
+    top10 = {
+        nm: {
+            col: top_k_hit_rate(orient(values[nm], directions.get(nm, "maximize")), acc)
+            for col, acc in truth.columns.items()
+        }
+        for nm in names
+    }
+    anchors = {
+        a: {col: rank_correlations(orient(v), acc) for col, acc in truth.columns.items()}
+        for a, v in truth.anchors.items()
+    }
+    for a, v in truth.anchors.items():
+        top10[a] = {col: top_k_hit_rate(orient(v), acc) for col, acc in truth.columns.items()}
+    secs = np.array([as_float(r.get("seconds")) for r in rows])
+    return BenchmarkResult(
+        n=len(rows),
+        seconds_per_cell=float(np.nanmean(secs)) if np.isfinite(secs).any() else math.nan,
+        default=default if default in names else "",
+        scores=corr,
+        top10=top10,
+        directions=dict(directions),
+        values=values,
+        truth=truth,
+        anchors=anchors,
+    )
+
+
+def benchmark(
+    space: Any = "nb201",
+    *,
+    truth: Union[str, os.PathLike],
+    data: Any,
+    limit: Optional[int] = None,
+    scores: Optional[Sequence[str]] = None,
+    n: int = 64,
+    seeds: int = 1,
+    bn: Optional[str] = None,
+    cache: Optional[Union[str, os.PathLike]] = None,
+    compute: Optional[Computer] = None,
+    directions: Optional[Mapping[str, str]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    space_options: Optional[Mapping[str, Any]] = None,
+    **opts: Any,
+) -> BenchmarkResult:
+    """Score the cells of a truth CSV and measure how well each score ranks them.
+
+    ``cache`` is a resumable score CSV (as written by :func:`score_specs`): cells already scored
+    there with the same configuration are not scored again. ``progress(done, total)`` is called
+    after each cell. ``directions`` defaults to the registry's (``nasntk.proxies.get(name)``).
+    ``space_options`` are the space's constructor options (e.g. a narrower proxy network).
+    """
+    from nasntk.search_spaces import get as get_space
+
+    if isinstance(space, str):
+        space = get_space(space, **dict(space_options or {}))
+    tr = read_truth(truth, limit=limit)
+    names = score_names(scores) if compute is None else list(scores or [])
+    if directions is None:
+        from nasntk import proxies
+
+        directions = {nm: proxies.get(nm).direction for nm in names}
+    rows = []
+    for row in score_specs(
+        space,
+        tr.archs,
+        data=data,
+        out=cache,
+        scores=names,
+        n=n,
+        seeds=seeds,
+        bn=bn,
+        compute=compute,
+        **opts,
+    ):
+        rows.append(row)
+        if progress is not None:
+            progress(len(rows), len(tr))
+    return evaluate(rows, tr, names, directions)
