@@ -31,10 +31,25 @@ app = typer.Typer(
 _STATE = {"verbose": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from nasntk import __version__
+
+        typer.echo(f"nasntk {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Show full tracebacks (for bug reports)."
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
 ) -> None:
     """nasntk ranks untrained architectures by their pNTK (condition number, kernel regression)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from nasntk.errors import NasntkError
 from nasntk.tables import format_fixed
+
+if TYPE_CHECKING:  # the evaluation module imports numpy / scipy: only when a command runs
+    from nasntk.evaluation import BenchmarkResult
 
 _BN_HELP = (
     "BatchNorm mode of the kernel and forward passes: eval | batch | frozen (default: frozen)."
@@ -71,130 +74,132 @@ def _cells(result: object, name: str, per_col: dict, cols: list[str]) -> list[st
     ]
 
 
+def score_cmd(
+    space: str = typer.Option(..., "--space", help="Search space name (see `nasntk spaces`)."),
+    specs: Path = typer.Option(
+        ..., "--specs", help="File with one spec per line (text form or JSON)."
+    ),
+    data: str = typer.Option(
+        "digits", "--data", help="Image source: digits, cifar10:PATH, npz:PATH, ..."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output CSV (resumable: done rows are skipped)."),
+    scores: Optional[list[str]] = typer.Option(
+        None, "--scores", help="Scores to compute (comma-separated or repeated; default: all)."
+    ),
+    n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
+    seeds: int = typer.Option(
+        1, "--seeds", help="Average each score over this many initialisations."
+    ),
+    bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+    space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
+) -> None:
+    """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
+    from nasntk.scorecache import score_specs
+
+    space_obj = _space(space, space_opt)
+
+    if not specs.is_file():
+        raise NasntkError(f"specs file not found: {specs}")
+    lines = specs.read_text().splitlines()
+    todo = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    err = Console(stderr=True)
+    rows = []
+    with _progress(err) as progress:
+        task = progress.add_task("scoring", total=len(todo))
+        for row in score_specs(
+            space_obj,
+            todo,
+            data=data,
+            out=out,
+            scores=_names(scores),
+            n=n,
+            seeds=seeds,
+            bn=_bn(bn),
+        ):
+            rows.append(row)
+            progress.advance(task)
+    Console().print(f"{len(rows)} rows in {out}")
+
+
+def benchmark_cmd(
+    truth: Path = typer.Option(
+        ...,
+        "--truth",
+        help="Truth CSV: the cell (arch, genotype or matrix+ops), *_acc columns, anchors (naslib_*, params_m, flops_m).",
+    ),
+    data: str = typer.Option(..., "--data", help="Image source, e.g. cifar10:PATH."),
+    space: str = typer.Option("nb201", "--space", help="Search space of the truth's cells."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first K cells."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the correlations as JSON."),
+    scores: Optional[list[str]] = typer.Option(
+        None, "--scores", help="Scores to compare (default: all)."
+    ),
+    n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
+    seeds: int = typer.Option(
+        1, "--seeds", help="Average each score over this many initialisations."
+    ),
+    bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Resumable CSV of per-cell scores."),
+    space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
+) -> None:
+    """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
+    from nasntk.evaluation import benchmark
+
+    err = Console(stderr=True)
+    with _progress(err) as progress:
+        task = progress.add_task("benchmark", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = benchmark(
+            _space(space, space_opt),
+            truth=truth,
+            data=data,
+            limit=limit,
+            scores=_names(scores),
+            n=n,
+            seeds=seeds,
+            bn=_bn(bn),
+            cache=cache,
+            progress=tick,
+        )
+    _render_benchmark(result)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")
+
+
+def _render_benchmark(result: BenchmarkResult) -> None:
+    """The benchmark's table (scores, then the truth file's anchors) and the default's paired CI
+    against the best anchor, per accuracy column."""
+    cols = list(result.truth.columns) if result.truth is not None else []
+    table = Table(
+        title=f"{result.n} cells, {result.seconds_per_cell:.3f} s per cell",
+        caption="each cell: Kendall τ  Spearman ρ  top-10 hit rate (higher = better)",
+    )
+    table.add_column("score")
+    for col in cols:
+        table.add_column(col.removesuffix("_acc").removesuffix("_test"), justify="right")
+    for name, per_col in result.scores.items():
+        label = f"[bold]{name}[/bold]" if name == result.default else name
+        table.add_row(label, *_cells(result, name, per_col, cols))
+    if result.anchors:
+        table.add_section()
+    for name, per_col in result.anchors.items():
+        table.add_row(f"[dim]anchor[/dim] {name}", *_cells(result, name, per_col, cols))
+    Console().print(table)
+    for col in cols if result.default and result.anchors else []:
+        vs = result.versus_best_anchor(col)
+        if vs is not None:
+            best, d, lo, hi = vs
+            Console().print(
+                f"{col}: {result.default} − best anchor ({best}): τ {d:+.3f} "
+                f"[95% paired bootstrap CI {lo:+.3f}, {hi:+.3f}]"
+            )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``score`` and ``benchmark`` to app."""
-
-    @app.command("score")
-    def score_cmd(
-        space: str = typer.Option(..., "--space", help="Search space name (see `nasntk spaces`)."),
-        specs: Path = typer.Option(
-            ..., "--specs", help="File with one spec per line (text form or JSON)."
-        ),
-        data: str = typer.Option(
-            "digits", "--data", help="Image source: digits, cifar10:PATH, npz:PATH, ..."
-        ),
-        out: Path = typer.Option(
-            ..., "--out", help="Output CSV (resumable: done rows are skipped)."
-        ),
-        scores: Optional[list[str]] = typer.Option(
-            None, "--scores", help="Scores to compute (comma-separated or repeated; default: all)."
-        ),
-        n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Average each score over this many initialisations."
-        ),
-        bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
-        space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
-    ) -> None:
-        """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
-        from nasntk.scorecache import score_specs
-
-        space_obj = _space(space, space_opt)
-
-        if not specs.is_file():
-            raise NasntkError(f"specs file not found: {specs}")
-        lines = specs.read_text().splitlines()
-        todo = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-        err = Console(stderr=True)
-        rows = []
-        with _progress(err) as progress:
-            task = progress.add_task("scoring", total=len(todo))
-            for row in score_specs(
-                space_obj,
-                todo,
-                data=data,
-                out=out,
-                scores=_names(scores),
-                n=n,
-                seeds=seeds,
-                bn=_bn(bn),
-            ):
-                rows.append(row)
-                progress.advance(task)
-        Console().print(f"{len(rows)} rows in {out}")
-
-    @app.command("benchmark")
-    def benchmark_cmd(
-        truth: Path = typer.Option(
-            ...,
-            "--truth",
-            help="Truth CSV: the cell (arch, genotype or matrix+ops), *_acc columns, anchors (naslib_*, params_m, flops_m).",
-        ),
-        data: str = typer.Option(..., "--data", help="Image source, e.g. cifar10:PATH."),
-        space: str = typer.Option("nb201", "--space", help="Search space of the truth's cells."),
-        limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first K cells."),
-        json_out: Optional[Path] = typer.Option(
-            None, "--json", help="Write the correlations as JSON."
-        ),
-        scores: Optional[list[str]] = typer.Option(
-            None, "--scores", help="Scores to compare (default: all)."
-        ),
-        n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
-        seeds: int = typer.Option(
-            1, "--seeds", help="Average each score over this many initialisations."
-        ),
-        bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
-        cache: Optional[Path] = typer.Option(
-            None, "--cache", help="Resumable CSV of per-cell scores."
-        ),
-        space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
-    ) -> None:
-        """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
-        from nasntk.evaluation import benchmark
-
-        err = Console(stderr=True)
-        with _progress(err) as progress:
-            task = progress.add_task("benchmark", total=None)
-
-            def tick(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            result = benchmark(
-                _space(space, space_opt),
-                truth=truth,
-                data=data,
-                limit=limit,
-                scores=_names(scores),
-                n=n,
-                seeds=seeds,
-                bn=_bn(bn),
-                cache=cache,
-                progress=tick,
-            )
-        cols = list(result.truth.columns) if result.truth is not None else []
-        table = Table(
-            title=f"{result.n} cells, {result.seconds_per_cell:.3f} s per cell",
-            caption="each cell: Kendall τ  Spearman ρ  top-10 hit rate (higher = better)",
-        )
-        table.add_column("score")
-        for col in cols:
-            table.add_column(col.removesuffix("_acc").removesuffix("_test"), justify="right")
-        for name, per_col in result.scores.items():
-            label = f"[bold]{name}[/bold]" if name == result.default else name
-            table.add_row(label, *_cells(result, name, per_col, cols))
-        if result.anchors:
-            table.add_section()
-        for name, per_col in result.anchors.items():
-            table.add_row(f"[dim]anchor[/dim] {name}", *_cells(result, name, per_col, cols))
-        Console().print(table)
-        for col in cols if result.default and result.anchors else []:
-            vs = result.versus_best_anchor(col)
-            if vs is not None:
-                best, d, lo, hi = vs
-                Console().print(
-                    f"{col}: {result.default} − best anchor ({best}): τ {d:+.3f} "
-                    f"[95% paired bootstrap CI {lo:+.3f}, {hi:+.3f}]"
-                )
-        if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")
+    app.command("score")(score_cmd)
+    app.command("benchmark")(benchmark_cmd)

@@ -43,6 +43,7 @@ import torch
 import nasntk
 from nasntk import baselines, groundtruth, proxies, rankstats, scorecache, spectral
 from nasntk.search_spaces import get as get_space
+from nasntk.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NASNTK_SHARED", ROOT.parent / "shared"))
@@ -469,11 +470,7 @@ def _stack(per_cell: list[dict[str, float]]) -> dict[str, np.ndarray]:
 
 def _csv_by_spec() -> dict[str, dict[str, str]]:
     """The benchmark cache's rows per spec, merged (later non-empty values win: rescores)."""
-    rows: dict[str, dict[str, str]] = {}
-    path = OUT / "nb201_dev_scores.csv"
-    for r in scorecache.read_rows(path) if path.exists() else []:
-        rows.setdefault(r["spec"], {}).update({k: v for k, v in r.items() if v != ""})
-    return rows
+    return scorecache.read_cache(OUT / "nb201_dev_scores.csv")
 
 
 def _load_setting(bn: str, n: int, seed: int, rows: list[int]) -> dict[str, np.ndarray] | None:
@@ -670,14 +667,15 @@ def run_configs(args: argparse.Namespace) -> None:
         "Kendall τ [95 % bootstrap CI, 1000 resamples of cells]; higher score = predicted better;"
     )
     print("s/cell: mean seconds of one pNTK of that setting on this machine, as cached.\n")
-    print("| configuration | " + " | ".join(f"τ {SHORT[c]}" for c in COLUMNS) + " | s/cell |")
-    print("|---|" + "---|" * (len(COLUMNS) + 1))
+    table = []
     for name, v in cfg.items():
         cells = [_ci(rankstats.orient(v), acc[c]) for c in COLUMNS]
         secs = [np.nanmean(q["seconds"]) for (bn, n, sd), q in loaded.items()
                 if f"bn={bn}, N={n}, seed {sd}" in name and np.isfinite(q["seconds"]).any()]  # fmt: skip
         sec = f"{secs[0]:.2f}" if secs and np.isfinite(secs[0]) else ""
-        print(f"| {name} | " + " | ".join(cells) + f" | {sec} |")
+        table.append([name, *cells, sec])
+    columns = ["configuration", *(f"τ {SHORT[c]}" for c in COLUMNS), "s/cell"]
+    print("\n".join(markdown_table(columns, table)))
 
 
 def main() -> None:

@@ -64,13 +64,9 @@ def read_truth(path: Path, limit: int | None) -> list[dict[str, str]]:
 def read_scores(path: Path) -> dict[str, dict[str, str]]:
     """Per spec, its rows merged, later non-empty values winning (a rescored score replaces the
     earlier value, as the benchmark cache reads)."""
-    out: dict[str, dict[str, str]] = {}
-    with path.open(newline="") as fh:
-        for r in csv.DictReader(fh):
-            out.setdefault(r["spec"], {}).update(
-                {k: v for k, v in r.items() if v not in ("", None)}
-            )
-    return out
+    from nasntk.scorecache import read_cache
+
+    return read_cache(path)
 
 
 def compute_scores(archs: list[str], data: str, n: int, cache: Path) -> dict[str, dict[str, str]]:

@@ -1,6 +1,6 @@
 """One default for every benchmark: score the dev cells of NB201, NB101 and NB301 side by side.
 
-Three parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites/<suite>/``):
+Parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites/<suite>/``):
 
 1. ``score``: for every dev cell of a suite, build the network at init (seed 0), compute the
    library's scores (``default``, ``live_params``, ``params``, ``naswot``, ``synflow``) on N = 64
@@ -11,13 +11,17 @@ Three parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites
    with a 95 % bootstrap CI per accuracy column, the anchors of the truth CSV (NASLib's zero-cost
    scores of the same cells, the benchmark's params / FLOPs) beside them, and the paired
    bootstrap CI of (candidate − best anchor); written to ``experiments/out/suites_sweep.md``.
-3. ``krr``: kernel-regression accuracy at large N (``--n 1000``), the ridge chosen by
-   leave-one-out on the train part, on a fixed subset of cells per suite, with its cost.
+3. ``sizes``: the NB301 cells scored on two proxy sizes (C=8, 5 cells and C=16, 8 cells; the
+   wider one on a third of the rows: ``score --suite nb301-wide --shard 0/3``), side by side.
+4. ``krr``: kernel-regression accuracy at large N, the ridge chosen by leave-one-out on the
+   train part, on a fixed random subset of cells per suite, with its cost.
+5. ``timing``: seconds per cell of the default alone, as a search pays it.
 
     OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 0/2 &
     OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 1/2 &
     OMP_NUM_THREADS=1 python experiments/suites.py sweep
-    OMP_NUM_THREADS=1 python experiments/suites.py krr --suite nb201 --cells 20 --n 1000
+    OMP_NUM_THREADS=1 python experiments/suites.py krr --suite nb201 --cells 12 --n 500 --test 200
+    python experiments/suites.py timing --cells 40 --threads 2      # seconds per cell
 
 Data: ``$NASNTK_SHARED`` (default ../shared beside the checkout): data/cifar10_test.npz and the
 three dev CSVs. Suites whose CSV is absent are skipped.
@@ -40,6 +44,7 @@ import torch
 from nasntk import data as data_mod
 from nasntk import groundtruth, proxies, rankstats, spectral
 from nasntk.search_spaces import get as get_space
+from nasntk.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NASNTK_SHARED", ROOT.parent / "shared"))
@@ -274,15 +279,11 @@ def sweep_suite(suite: Suite, only: list[str] | None = None) -> list[str]:
         f"## {suite.name}: {len(rows)} of {len(truth)} dev cells, space {suite.space} "
         f"{suite.options or '(benchmark network)'}, {np.mean(secs):.2f} s per cell "
         "(all five scores, 1 thread)\n",
-        "| configuration | " + " | ".join(f"τ {c}" for c in cols) + " |",
-        "|---|" + "---|" * len(cols),
     ]
     names = [n for n in CONFIGS if not only or n in only]
-    for name in names:
-        out.append(f"| {name} | " + " | ".join(_ci(values[name], acc[c]) for c in cols) + " |")
-    for a, v in anchors.items():
-        out.append(f"| anchor: {a} | " + " | ".join(_ci(v, acc[c]) for c in cols) + " |")
-    out.append("")
+    table = [[name, *(_ci(values[name], acc[c]) for c in cols)] for name in names]
+    table += [[f"anchor: {a}", *(_ci(v, acc[c]) for c in cols)] for a, v in anchors.items()]
+    out += [*markdown_table(["configuration", *(f"τ {c}" for c in cols)], table), ""]
     for c in cols:
         taus = {
             a: rankstats.rank_correlations(rankstats.orient(v), acc[c])["kendall"]
@@ -300,8 +301,37 @@ def sweep_suite(suite: Suite, only: list[str] | None = None) -> list[str]:
                 n_boot=N_BOOT,
             )
             out.append(f"- {c}: {name} − best anchor {best}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    new, old = "log live + G(frozen)", "previous default: log live + flat(frozen) + G(eval)"
+    for c in cols:
+        d, lo, hi = rankstats.paired_difference_ci(
+            rankstats.orient(values[new]), rankstats.orient(values[old]), acc[c], n_boot=N_BOOT
+        )
+        out.append(f"- {c}: default (= {new}) − previous default: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     out.append("")
     return out
+
+
+def run_timing(args: argparse.Namespace) -> None:
+    """Seconds per cell of the default alone (build + one pNTK + live params), the first
+    ``--cells`` dev cells of each suite, in one process with ``--threads`` torch threads."""
+    torch.set_num_threads(args.threads)
+    batch = _batch(64)
+    for name in args.suites:
+        suite = SUITES[name]
+        if not suite.truth.exists():
+            continue
+        truth = groundtruth.read_truth(suite.truth)
+        space = get_space(suite.space, **suite.options)
+        secs = []
+        for text in truth.archs[: args.cells]:
+            start = time.perf_counter()
+            torch.manual_seed(0)
+            model = space.build(space.parse_any(text), num_classes=10)
+            proxies.compute(model, batch, ["default"])
+            secs.append(time.perf_counter() - start)
+        print(f"{name} {suite.options or '(benchmark network)'}: default {np.mean(secs):.3f} s "
+              f"per cell (median {np.median(secs):.3f}, {len(secs)} cells, "
+              f"{args.threads} threads)", flush=True)  # fmt: skip
 
 
 def run_sizes(args: argparse.Namespace) -> None:
@@ -313,17 +343,17 @@ def run_sizes(args: argparse.Namespace) -> None:
     common = sorted(set(small[0]) & set(wide[0]))
     truth = groundtruth.read_truth(SUITES["nb301"].truth)
     acc = truth.columns["val_acc"][common]
-    lines = [f"{len(common)} NB301 dev cells scored on both proxies (N = 64, seed 0)\n",
-             "| configuration | τ C=8, 5 cells | τ C=16, 8 cells |", "|---|---|---|"]  # fmt: skip
+    table = []
     for name in [*list(CONFIGS)[:6], "naswot", "log live"]:
-        cells = []
+        cells = [name]
         for rows, values, _ in (small, wide):
-            pick = [rows.index(r) for r in common]
-            cells.append(_ci(values[name][pick], acc))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            cells.append(_ci(values[name][[rows.index(r) for r in common]], acc))
+        table.append(cells)
     secs = [np.mean(np.array(x[2])[[x[0].index(r) for r in common]]) for x in (small, wide)]
-    lines.append(f"| seconds per cell (five scores + both kernels, 1 thread, loaded machine) | "
-                 f"{secs[0]:.1f} | {secs[1]:.1f} |")  # fmt: skip
+    table.append(["seconds per cell (five scores + both kernels, 1 thread, loaded machine)",
+                  f"{secs[0]:.1f}", f"{secs[1]:.1f}"])  # fmt: skip
+    lines = [f"{len(common)} NB301 dev cells scored on both proxies (N = 64, seed 0)\n"]
+    lines += markdown_table(["configuration", "τ C=8, 5 cells", "τ C=16, 8 cells"], table)
     text = "\n".join(lines) + "\n"
     print(text)
     (OUT / "suites_nb301_sizes.md").write_text(text)
@@ -403,6 +433,10 @@ def main() -> None:
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--n", type=int, default=64)
     sub.add_parser("sizes")
+    t = sub.add_parser("timing")
+    t.add_argument("--suites", nargs="+", default=["nb201", "nb101", "nb301"])
+    t.add_argument("--cells", type=int, default=40)
+    t.add_argument("--threads", type=int, default=2)
     w = sub.add_parser("sweep")
     w.add_argument("--suites", nargs="+", default=list(SUITES))
     k = sub.add_parser("krr")
@@ -411,7 +445,9 @@ def main() -> None:
     k.add_argument("--n", type=int, default=1000)
     k.add_argument("--test", type=int, default=300)
     args = ap.parse_args()
-    {"score": run_score, "sweep": run_sweep, "sizes": run_sizes, "krr": run_krr}[args.cmd](args)
+    commands = {"score": run_score, "sweep": run_sweep, "sizes": run_sizes, "krr": run_krr,
+                "timing": run_timing}  # fmt: skip
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

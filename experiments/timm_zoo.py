@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suites  # noqa: E402  (the experiment next door: scoring with kept kernels, the terms)
 
 from nasntk.search_spaces import get as get_space  # noqa: E402
+from nasntk.tables import markdown_table  # noqa: E402
 
 OUT = suites.OUT / "timm"
 
@@ -136,8 +137,7 @@ CANDIDATES = [
 def run_families(args: argparse.Namespace) -> None:
     batch = suites._batch(64)
     fams = {k: [("timm", m) for m in v] for k, v in ZOO_FAMILIES.items()} | SPACE_FAMILIES
-    lines = ["| family (small → large) | " + " | ".join(CANDIDATES) + " |",
-             "|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
+    table = []
     for fam, members in fams.items():
         got = [_score(s, t, batch) for s, t in members]
         for (_s, t), g in zip(members, got, strict=True):
@@ -151,8 +151,8 @@ def run_families(args: argparse.Namespace) -> None:
             cells.append(
                 f"{tau:+.2f}" + ("" if finite.all() else f" ({(~finite).sum()} undefined)")
             )
-        lines.append(f"| {fam} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+        table.append([fam, *cells])
+    text = "\n".join(markdown_table(["family (small → large)", *CANDIDATES], table)) + "\n"
     print(text)
     (suites.OUT / "timm_families.md").write_text(text)
 

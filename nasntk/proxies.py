@@ -48,7 +48,7 @@ from torch import nn
 from nasntk import baselines, spectral
 from nasntk.errors import NasntkError
 from nasntk.kernels.prepare import BN_MODES, resolve_device
-from nasntk.search_spaces.base import model_builder, shape_of
+from nasntk.networks import model_builder, shape_of
 from nasntk.spectral import ScoreUndefined
 
 __all__ = [
@@ -493,6 +493,40 @@ def compute(
         score that was undefined (or nan) at some initialisation.
     """
     score_names = _resolve_names(names)
+    train_frac, ridge = _check_compute_args(model_or_builder, seeds, bn, opts)
+    dev = resolve_device(device)
+    x = batch.x.to(dev)
+    y = batch.y.to(dev)
+    kernel_opts = {k: opts[k] for k in KERNEL_OPTIONS if k in opts}
+
+    values: dict[str, list[float]] = {n: [] for n in score_names}
+    reasons: dict[str, str] = {}
+    for i in range(seeds):
+        model = _model_at(model_or_builder, seed + i).to(dev)
+        ctx = Context(
+            model,
+            _match_dtype(x, model),
+            y,
+            batch.num_classes,
+            bn=bn,
+            device=dev,
+            kernel_opts=kernel_opts,
+            train_frac=train_frac,
+            ridge=ridge,
+            kernel_fn=kernel_fn or _pntk,
+        )
+        for name in score_names:
+            value, why = _score_one(get(name), ctx)
+            values[name].append(value)
+            if why is not None and name not in reasons:
+                reasons[name] = why if seeds == 1 else f"seed {seed + i}: {why}"
+    return {**_mean_and_std(values, seeds), "reasons": reasons}
+
+
+def _check_compute_args(
+    model_or_builder: Any, seeds: Any, bn: str, opts: dict[str, Any]
+) -> tuple[float, float]:
+    """NasntkError for a bad argument of :func:`compute`; else (train_frac, ridge)."""
     unknown = sorted(set(opts) - set(KERNEL_OPTIONS) - set(SCORE_OPTIONS))
     if unknown:
         raise NasntkError(
@@ -516,41 +550,25 @@ def compute(
         raise NasntkError(
             "seeds > 1 needs a builder (seed -> freshly initialised model) or a spec, not a module"
         )
-    dev = resolve_device(device)
-    x = batch.x.to(dev)
-    y = batch.y.to(dev)
-    kernel_opts = {k: opts[k] for k in KERNEL_OPTIONS if k in opts}
+    return train_frac, ridge
 
-    values: dict[str, list[float]] = {n: [] for n in score_names}
-    reasons: dict[str, str] = {}
-    for i in range(seeds):
-        if is_module:
-            model = model_or_builder
-        else:
-            torch.manual_seed(seed + i)
-            model = model_or_builder(seed + i)
-            if not isinstance(model, nn.Module):
-                raise NasntkError(f"the builder returned {type(model).__name__}, not an nn.Module")
-        model = model.to(dev)
-        ctx = Context(
-            model,
-            _match_dtype(x, model),
-            y,
-            batch.num_classes,
-            bn=bn,
-            device=dev,
-            kernel_opts=kernel_opts,
-            train_frac=train_frac,
-            ridge=ridge,
-            kernel_fn=kernel_fn or _pntk,
-        )
-        for name in score_names:
-            value, why = _score_one(get(name), ctx)
-            values[name].append(value)
-            if why is not None and name not in reasons:
-                reasons[name] = why if seeds == 1 else f"seed {seed + i}: {why}"
 
-    result: dict[str, Any] = {}
+def _model_at(
+    model_or_builder: Union[nn.Module, Callable[[int], nn.Module]], seed: int
+) -> nn.Module:
+    """The model itself, or the builder's fresh model after ``torch.manual_seed(seed)``."""
+    if isinstance(model_or_builder, nn.Module):
+        return model_or_builder
+    torch.manual_seed(seed)
+    model = model_or_builder(seed)
+    if not isinstance(model, nn.Module):
+        raise NasntkError(f"the builder returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _mean_and_std(values: dict[str, list[float]], seeds: int) -> dict[str, float]:
+    """Per score the mean over initialisations, and ``<name>_std`` (ddof 1) when seeds > 1."""
+    result: dict[str, float] = {}
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, vs in values.items():
@@ -558,7 +576,6 @@ def compute(
             result[name] = float(arr.mean())
             if seeds > 1:
                 result[f"{name}_std"] = float(arr.std(ddof=1))
-    result["reasons"] = reasons
     return result
 
 

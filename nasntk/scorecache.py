@@ -52,7 +52,15 @@ def _config(
     return {"data": str(data), "n": str(n), "seeds": str(seeds), "bn": bn or "", "opts": extra}
 
 
-def _merge_cached(
+def read_cache(
+    path: Union[str, os.PathLike], config: Optional[Mapping[str, str]] = None
+) -> dict[str, dict[str, Any]]:
+    """Per spec, its rows of a score CSV merged (:func:`merge_rows`); ``{}`` if there is none.
+    With ``config`` only rows of that configuration count (data, n, seeds, bn, opts)."""
+    return merge_rows(read_rows(path), config or {})
+
+
+def merge_rows(
     rows: Iterable[Mapping[str, str]], config: Mapping[str, str]
 ) -> dict[str, dict[str, Any]]:
     """Per spec, the union of its rows with this configuration (later non-empty values win).
@@ -171,7 +179,7 @@ def score_specs(
     ``params`` and ``flops`` (of the network built for the data's classes and image size),
     ``seconds`` (wall time of building + scoring), each score, ``<score>_std`` when ``seeds > 1``
     and ``reasons`` (JSON: why a score is non-finite). With ``out``, a spec's earlier rows of the
-    same configuration are merged (:func:`_merge_cached`) and only its missing scores are computed;
+    same configuration are merged (:func:`merge_rows`) and only its missing scores are computed;
     values read back from the CSV are strings.
 
     ``data`` is a source string (``nasntk.data.load``) or an already-loaded batch; ``compute`` is
@@ -187,19 +195,8 @@ def score_specs(
         raise NasntkError(f"seeds must be at least 1, got {seeds}")
     names = score_names(scores) if compute is None else list(scores or [])
     compute = compute or _compute_default()
-    if bn is None:  # record the mode actually used: the scoring function's default
-        bn_default = inspect.signature(compute).parameters.get("bn")
-        if bn_default is not None and isinstance(bn_default.default, str):
-            bn = bn_default.default
-    texts = []
-    for i, s in enumerate(specs):
-        if isinstance(s, str):
-            if not s.strip() or s.lstrip().startswith("#"):
-                continue
-            spec = space.parse_any(s)
-        else:
-            spec = space.validate(dict(s))
-        texts.append((i, space.format(spec), spec))
+    bn = bn if bn is not None else _default_bn(compute)
+    texts = _parse_specs(space, specs)
 
     source = data if isinstance(data, str) else getattr(data, "source", "batch")
     space_opts = space.options() if hasattr(space, "options") else {}
@@ -210,14 +207,14 @@ def score_specs(
     appender: Optional[_Appender] = None
     if out is not None:
         out = Path(out)
-        cached = _merge_cached(read_rows(out), config)
+        cached = read_cache(out, config)
         std_cols = [f"{nm}_std" for nm in names] if seeds > 1 else []
         columns = dict.fromkeys([*META_COLUMNS, *names, *std_cols, "reasons"])
         appender = _Appender(out, list(columns))
 
     batch = None
     try:
-        for _, text, spec in texts:
+        for text, spec in texts:
             done = cached.get(text, {})
             missing = [nm for nm in names if nm not in done]
             if not missing:
@@ -238,6 +235,28 @@ def score_specs(
             appender.close()
 
 
+def _default_bn(compute: Computer) -> Optional[str]:
+    """The BatchNorm mode the scoring function uses by default (recorded with every row)."""
+    param = inspect.signature(compute).parameters.get("bn")
+    return param.default if param is not None and isinstance(param.default, str) else None
+
+
+def _parse_specs(
+    space: Any, specs: Iterable[Union[str, Mapping[str, Any]]]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """(text form, canonical spec) of every spec; blank lines and ``#`` comments are skipped."""
+    out = []
+    for s in specs:
+        if isinstance(s, str):
+            if not s.strip() or s.lstrip().startswith("#"):
+                continue
+            spec = space.parse_any(s)
+        else:
+            spec = space.validate(dict(s))
+        out.append((space.format(spec), spec))
+    return out
+
+
 def _score_one(
     space: Any,
     spec: Mapping[str, Any],
@@ -249,7 +268,7 @@ def _score_one(
     compute: Computer,
     opts: Mapping[str, Any],
 ) -> dict[str, Any]:
-    from nasntk.search_spaces.base import model_builder, shape_of
+    from nasntk.networks import model_builder, shape_of
 
     shape = shape_of(batch)
     builder = model_builder(space, spec, shape)

@@ -14,7 +14,6 @@ import abc
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,33 +129,6 @@ class SearchSpace(abc.ABC):
             with counter, torch.no_grad():
                 model(x)
         return int(counter.get_total_flops())
-
-
-def shape_of(batch: Any) -> dict[str, int]:
-    """``{"num_classes", "in_chans", "img_size"}`` of a loaded batch (what networks are built for)."""
-    return {
-        "num_classes": int(batch.num_classes),
-        "in_chans": int(batch.x.shape[1]),
-        "img_size": int(batch.x.shape[-1]),
-    }
-
-
-def seeded_build(space: SearchSpace, spec: Any, shape: Mapping[str, int], seed: int | None) -> Any:
-    """The untrained network of ``spec`` for inputs of ``shape``, initialised from ``seed``:
-    ``torch.manual_seed(seed)`` then ``space.build(spec, **shape)`` — how every scored, searched
-    and rebuilt network is made, so that a rebuild gives back exactly the network scored."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    return space.build(spec, **shape)
-
-
-def model_builder(space: SearchSpace, spec: Any, shape: Mapping[str, int]) -> Callable[[int], Any]:
-    """``seed -> network`` (what :func:`nasntk.proxies.compute` takes to average over seeds)."""
-
-    def make(seed: int) -> Any:
-        return seeded_build(space, spec, shape, seed)
-
-    return make
 
 
 def structure_key(space: SearchSpace, spec: Spec) -> str:

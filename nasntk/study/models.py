@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from nasntk.errors import NasntkError
-from nasntk.search_spaces.base import model_builder, seeded_build, shape_of
+from nasntk.networks import model_builder, seeded_build, shape_of
 from nasntk.study import record
 
 if TYPE_CHECKING:  # the spaces import torch
