@@ -268,6 +268,8 @@ def _score_one(
     compute: Computer,
     opts: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """One row. A candidate that cannot be built or scored (an error, out of memory) is a row of
+    nan scores with the reason under ``reasons["error"]``, never the end of the run."""
     from nasntk.networks import model_builder, shape_of
 
     shape = shape_of(batch)
@@ -276,17 +278,73 @@ def _score_one(
     if bn is not None:
         kwargs["bn"] = bn
     start = time.perf_counter()
-    model_or_builder = builder if seeds > 1 else builder(0)
-    result = compute(model_or_builder, batch, list(names), seeds=seeds, **kwargs)
+    model: Any = None
+    try:
+        model = builder if seeds > 1 else builder(0)
+        result = compute(model, batch, list(names), seeds=seeds, **kwargs)
+    except Exception as exc:  # one candidate never ends the run: its row says why
+        result = {"reasons": {"error": _failure(exc)}}
     seconds = time.perf_counter() - start
+    reasons = dict(result.get("reasons") or {})
     row: dict[str, Any] = {"spec": text}
     # params / FLOPs of the built network (from the scores themselves when they were asked for)
-    row["params"] = result["params"] if "params" in names else int(space.params(spec, **shape))
-    row["flops"] = result["flops"] if "flops" in names else int(space.flops(spec, **shape))
+    for key, count in (("params", space.params), ("flops", space.flops)):
+        if key in names and key in result:
+            row[key] = result[key]
+        else:
+            row[key] = _count(key, count, spec, shape, model, batch, reasons)
     row["seconds"] = round(seconds, 4)
     for name in names:
         row[name] = float(result.get(name, math.nan))
         if seeds > 1:
             row[f"{name}_std"] = float(result.get(f"{name}_std", math.nan))
-    row["reasons"] = result.get("reasons") or {}
+    row["reasons"] = reasons
     return row
+
+
+def _failure(exc: BaseException) -> str:
+    """A candidate's failure on one line: out of memory, the user-facing error, or the type."""
+    from nasntk.errors import one_line
+
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text:
+        return "out of memory"
+    return (
+        one_line(exc) if isinstance(exc, NasntkError) else f"{type(exc).__name__}: {one_line(exc)}"
+    )
+
+
+def _count(
+    key: str,
+    count: Callable[..., int],
+    spec: Mapping[str, Any],
+    shape: Mapping[str, int],
+    model: Any,
+    batch: Any,
+    reasons: dict[str, str],
+) -> float:
+    """The space's count of ``key`` (params or FLOPs, on the meta device or in closed form);
+    where that fails, the count on the real network (FLOPs on one real image), said in
+    ``reasons``; nan when neither works."""
+    try:
+        return int(count(spec, **shape))
+    except Exception as exc:
+        first = _failure(exc)
+    if isinstance(model, _module_type()):
+        try:
+            from nasntk import baselines
+
+            value = baselines.params(model) if key == "params" else baselines.flops(model, batch.x)
+            reasons[key] = f"counted on the real network (the space's count failed: {first})"
+            return value
+        except Exception as exc:
+            first = f"{first}; on the real network: {_failure(exc)}"
+    reasons[key] = f"not counted: {first}"
+    return math.nan
+
+
+def _module_type() -> type:
+    """``torch.nn.Module`` (imported when a row needs it)."""
+    from torch import nn
+
+    return nn.Module

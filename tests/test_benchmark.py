@@ -232,6 +232,44 @@ class CountingCompute:
         return {k: v for k, v in out.items() if k in names or k == "reasons"}
 
 
+class BrittleSpace(WidthSpace):
+    """w=3 cannot be built; the meta-device FLOPs count of w=2 fails (the real network runs)."""
+
+    def build(self, spec, *, num_classes, in_chans=3, img_size=32):
+        if spec["w"] == 3:
+            raise RuntimeError("this candidate cannot be built")
+        return super().build(spec, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+
+    def flops(self, spec, **shape):
+        if spec["w"] == 2:
+            raise AssertionError("Expected gradient function to be set")
+        return super().flops(spec, **shape)
+
+
+def test_a_failing_candidate_is_a_row_with_its_reason_and_the_run_goes_on(tmp_path):
+    out = tmp_path / "scores.csv"
+    specs = ["w=1", "w=2", "w=3", "w=4"]
+    rows = list(
+        scorecache.score_specs(
+            BrittleSpace(), specs, data=BATCH, out=out, n=4, scores=["size"],
+            compute=CountingCompute(),
+        )
+    )  # fmt: skip
+    assert [r["spec"] for r in rows] == specs  # one row per spec, in order
+    by = {r["spec"]: r for r in rows}
+    assert math.isnan(by["w=3"]["size"]) and "cannot be built" in by["w=3"]["reasons"]["error"]
+    assert by["w=4"]["size"] == float(sum(p.numel() for p in WidthSpace().build(
+        {"w": 4}, num_classes=2, in_chans=1, img_size=8).parameters()))  # fmt: skip
+    # the meta-device count failed for w=2: counted on the real network instead, and said so
+    real = WidthSpace().flops({"w": 2}, num_classes=2, in_chans=1, img_size=8)
+    assert by["w=2"]["flops"] == real and "real network" in by["w=2"]["reasons"]["flops"]
+    assert math.isnan(by["w=3"]["flops"]) and "not counted" in by["w=3"]["reasons"]["flops"]
+    # every row is on disk, the failure with its reason
+    cached = scorecache.read_cache(out)
+    assert set(cached) == set(specs)
+    assert "cannot be built" in cached["w=3"]["reasons"]["error"]
+
+
 def _run(specs, out, compute, **kw):
     kw.setdefault("scores", ["size", "neg"])
     return list(
