@@ -232,6 +232,36 @@ def count_params(
     return total + 2 * 4 * C + 4 * C * num_classes + num_classes
 
 
+def count_flops(
+    ops: list[str],
+    *,
+    num_classes: int = 10,
+    in_chans: int = 3,
+    img_size: int = 32,
+    C: int = 16,
+    N: int = 5,
+) -> int:
+    """FLOPs of one forward pass of :class:`NB201Network` on one image, as
+    ``torch.utils.flop_counter`` counts them (2 per multiply-add of the convolutions and the
+    classifier; pooling, BN, ReLU and the edge sums are not counted), in closed form::
+
+        F = 2 · [ 9·k·C·HW                                          (stem, k = in_chans)
+                + N · Σ_{c, HW_c} (n1·c² + 9·n3·c²)·HW_c            (cells; stages at HW/4^s)
+                + Σ_{(a, b)} (9ab + 9b² + ab)·HW_b                  (reductions, at their output)
+                + 4C·num_classes ]                                  (classifier)
+    """
+    n1, n3 = ops.count("nor_conv_1x1"), ops.count("nor_conv_3x3")
+    hw = img_size * img_size
+    macs = 9 * in_chans * C * hw
+    for stage, c in enumerate((C, 2 * C, 4 * C)):
+        hw_c = hw // 4**stage
+        macs += N * (n1 * c * c + 9 * n3 * c * c) * hw_c
+        if stage > 0:
+            a, b = c // 2, c
+            macs += (9 * a * b + 9 * b * b + a * b) * hw_c
+    return 2 * (macs + 4 * C * num_classes)
+
+
 # --------------------------------------------------------------------------------------------
 # The space
 # --------------------------------------------------------------------------------------------
@@ -319,3 +349,14 @@ class NB201Space(SearchSpace):
         ops = self.validate(spec)["ops"]
         check_build_args("nb201", num_classes, in_chans, img_size)
         return count_params(ops, num_classes=num_classes, in_chans=in_chans, C=self.C, N=self.N)
+
+    def flops(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> int:
+        """FLOPs in closed form (:func:`count_flops`; no build, ~µs instead of ~1 s on meta)."""
+        ops = self.validate(spec)["ops"]
+        check_build_args("nb201", num_classes, in_chans, img_size)
+        if img_size % 4:
+            raise NasntkError(f"nb201: image size {img_size} must be a multiple of 4")
+        return count_flops(ops, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+                           C=self.C, N=self.N)  # fmt: skip

@@ -281,3 +281,17 @@ def test_fast_avg_pool_equals_torch_avg_pool_values_and_gradients(shape):
     (g_got,) = torch.autograd.grad((got * w).sum(), x)
     (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
     torch.testing.assert_close(g_got, g_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_closed_form_flops_equal_the_meta_device_count() -> None:
+    # the base class counts FLOPs with torch.utils.flop_counter on the meta device: the
+    # independent reference for the closed form (random cells, several option sets and shapes)
+    rng = random.Random(1)
+    for C, N, img, chans, classes in [(16, 5, 32, 3, 10), (8, 2, 16, 1, 4), (4, 1, 8, 3, 100)]:
+        space = NB201Space(C=C, N=N)
+        for _ in range(4):
+            spec = {"ops": _random_ops(rng)}
+            shape = {"num_classes": classes, "in_chans": chans, "img_size": img}
+            assert space.flops(spec, **shape) == SearchSpace.flops(space, spec, **shape)
+    with pytest.raises(NasntkError, match="multiple of 4"):
+        NB201Space().flops({"ops": ["none"] * 6}, img_size=30)
