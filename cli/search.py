@@ -415,6 +415,7 @@ def spaces_cmd(
 ) -> None:
     """Search spaces and their dimensions."""
     from nasntk.search_spaces import get, names
+    from nasntk.search_spaces import options as space_options
 
     tbl = Table(title="search spaces")
     tbl.add_column("space", style="bold")
@@ -437,6 +438,10 @@ def spaces_cmd(
             tbl.add_row(name, "", "", "")
         for i, d in enumerate(dims):
             tbl.add_row(name if i == 0 else "", d.name, d.choices, d.help)
+        for key, default in space_options(type(obj)).items():
+            tbl.add_row(
+                "", f"--space-opt {key}=…", f"default {default!r}", "space option (network)"
+            )
     _stdout().print(tbl)
 
 

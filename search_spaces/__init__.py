@@ -11,13 +11,14 @@ Users plug in their own space in one of three ways:
 from __future__ import annotations
 
 import importlib
+import inspect
 from importlib.metadata import entry_points
 from typing import Union
 
 from nasntk.errors import NasntkError
 from nasntk.search_spaces.base import Dimension, SearchSpace, Spec
 
-__all__ = ["Dimension", "SearchSpace", "Spec", "get", "names", "register"]
+__all__ = ["Dimension", "SearchSpace", "Spec", "get", "names", "options", "register"]
 
 _BUILTIN: dict[str, str] = {
     "nb201": "nasntk.search_spaces.nb201:NB201Space",
@@ -74,6 +75,13 @@ def _instantiate(obj: object, label: str, **kwargs: object) -> SearchSpace:
             raise NasntkError(f"space {label!r} is an instance; it takes no options")
         return obj
     if isinstance(obj, type) and issubclass(obj, SearchSpace):
+        known = options(obj)
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown and not _takes_any_keyword(obj):
+            listed = ", ".join(f"{k} (default {v!r})" for k, v in known.items()) or "none"
+            raise NasntkError(
+                f"space {label!r}: unknown option(s) {', '.join(unknown)}; its options are {listed}"
+            )
         try:
             return obj(**kwargs)
         except TypeError as exc:
@@ -81,6 +89,21 @@ def _instantiate(obj: object, label: str, **kwargs: object) -> SearchSpace:
     raise NasntkError(
         f"{label!r} is not a nasntk SearchSpace (subclass nasntk.search_spaces.SearchSpace)"
     )
+
+
+def options(space: type[SearchSpace]) -> dict[str, object]:
+    """The constructor options of a space class and their defaults (``nasntk spaces`` shows them)."""
+    params = inspect.signature(space.__init__).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _takes_any_keyword(space: type[SearchSpace]) -> bool:
+    params = inspect.signature(space.__init__).parameters.values()
+    return any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def get(name: str, **kwargs: object) -> SearchSpace:

@@ -165,6 +165,13 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert "search_toy_space:ToySpace-digits-default-n8" in capsys.readouterr().out
     assert main(["spaces"]) == 0
     assert "nb201" in capsys.readouterr().out
+    # the space options are listed with their defaults, and a wrong one names the valid ones
+    assert main(["spaces", "--space", "nb201"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--space-opt C=…" in out and "default 16" in out and "default 5" in out
+    assert main(["search", "--space", "nb201", "--space-opt", "bogus=1", "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown option(s) bogus" in err and "C (default 16)" in err
 
 
 # ---------------------------------------------------------------------------------------------

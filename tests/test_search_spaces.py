@@ -80,8 +80,10 @@ def test_registry() -> None:
     assert get("tiny_vit_test").depth == (1, 1)
     with pytest.raises(NasntkError, match="unknown search space"):
         get("no_such_space")
-    with pytest.raises(NasntkError, match="bad options"):
+    with pytest.raises(NasntkError, match="unknown option.*no_such_option.*options are"):
         get("resnet", no_such_option=1)
+    with pytest.raises(NasntkError, match=r"options are C \(default 16\), N \(default 5\)"):
+        get("nb201", bogus=1)
 
 
 # -- every space: sample, build, forward, round trips ---------------------------------------------
