@@ -38,5 +38,14 @@ def test_budgets_that_exclude_every_architecture_are_refused() -> None:
 
 
 def test_data_smaller_than_n_is_refused(db: str) -> None:
-    with pytest.raises(NasntkError, match="fewer than N=5000"):
+    with pytest.raises(NasntkError, match="fewer than N=5000; use --n-kernel 1797 or fewer"):
         prepare(SearchConfig(ToySpace(), storage=db, n_kernel=5000))
+
+
+def test_a_new_study_names_its_metrics_for_optuna_tools(db: str) -> None:
+    # optuna-dashboard reads Study.metric_names; without them it shows "Objective 0"
+    config = SearchConfig(ToySpace(), storage=db, objective="default,params:min", **TINY)
+    study = prepare(config).open_study()
+    assert study.metric_names == ["default", "params"]
+    reopened = prepare(config).open_study()  # resuming keeps them
+    assert reopened.metric_names == ["default", "params"]

@@ -22,6 +22,7 @@ from nasntk.study.config import SearchConfig
 from nasntk.study.jobs import Job
 from nasntk.study.models import resolve_space
 from nasntk.study.samplers import grid_of, worker_seed
+from nasntk.study.silence import no_warnings
 from nasntk.study.storage import create_or_load_study, normalize_storage_url, open_storage
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class Plan:
         existing = record.study_config(study)
         if not existing and not study.trials:
             study.set_user_attr(record.STUDY_ATTR, config.stored(self.space_ref, self.shape))
+            # optuna-dashboard and Optuna's own tools show these names instead of "Objective 0"
+            with no_warnings():  # set_metric_names is marked experimental
+                study.set_metric_names(list(config.objectives))
         else:
             reason = config.compatible(
                 existing, [d.name.lower() for d in study.directions], self.space_ref, self.shape
@@ -106,7 +110,8 @@ def prepare(config: SearchConfig) -> Plan:
         shape[record.IMG_SIZE] = config.img_size
     if "size" in info and int(info["size"]) < config.n_kernel:
         raise NasntkError(
-            f"data {config.data!r} has {info['size']} images, fewer than N={config.n_kernel}"
+            f"data {config.data!r} has {info['size']} images, fewer than N={config.n_kernel}; "
+            f"use --n-kernel {info['size']} or fewer"
         )
     check_budget_feasible(space, shape, config.max_params, config.max_flops)
     if config.sampler == "grid":
