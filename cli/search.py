@@ -155,8 +155,12 @@ def _final_report(study: Any, *, top: int, seconds: Optional[float], interrupted
     )
     for reason, count in s["failures"].items():
         err.print(f"  failed ×{count}: {reason}", markup=False, highlight=False)
-    for reason, count in list(s["prunes"].items())[:5]:
+    prunes = list(s["prunes"].items())
+    for reason, count in prunes[:5]:
         err.print(f"  pruned ×{count}: {reason}", markup=False, highlight=False)
+    if len(prunes) > 5:
+        more = sum(count for _, count in prunes[5:])
+        err.print(f"  … and {len(prunes) - 5} more pruning reasons ({more} trials)")
     if interrupted:
         err.print(
             "[yellow]interrupted[/]: completed trials are saved; rerun the same command to resume"
@@ -327,12 +331,14 @@ def search_cmd(
     except SearchInterrupted as exc:
         _final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
         raise typer.Exit(130) from None
-    if not display.started and config.target_trials is not None:
+    ran = display.started or config.target_trials is None
+    if not ran:
         _stderr().print(
             f"nothing to run: the study already holds {config.target_trials} trials "
             "(raise --trials to continue it)"
         )
-    _final_report(result, top=top, seconds=time.perf_counter() - start, interrupted=False)
+    seconds = time.perf_counter() - start if ran else None  # no "30 trials in 2.2 s" for none
+    _final_report(result, top=top, seconds=seconds, interrupted=False)
 
 
 def leaderboard_cmd(

@@ -126,6 +126,10 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert "top" in res.stdout and "rank" in res.stdout
     assert "6 trials" in res.stderr
     check_consistent(db, 6, builds(tmp_path / "builds.log"))
+    # the same command again: nothing runs, and the summary does not pretend it took time
+    again = run(search_args(db, 6), env, tmp_path)
+    assert again.returncode == 0 and "nothing to run" in again.stderr
+    assert "6 trials —" in again.stderr and " s —" not in again.stderr
 
     # The other commands read the study; they run in this process (same entry point, no torch
     # import per command).
