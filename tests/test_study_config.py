@@ -129,6 +129,13 @@ def test_command_config_applies_the_preset_only_without_a_space() -> None:
     assert preset.space == cfg.COMMAND_SPACE
     assert preset.space_options == {**cfg.COMMAND_SPACE_OPTIONS, "N": 2}
     assert preset.img_size == cfg.COMMAND_IMG_SIZE
+    # the 8×8 preset is for the embedded digits only: a user's images keep their own size
+    folder = command_config(space=None, space_opt=None, max_params=None, max_flops=None,
+                            data="folder:/tmp/imgs")  # fmt: skip
+    assert folder.space == cfg.COMMAND_SPACE and folder.img_size is None
+    explicit = command_config(space=None, space_opt=None, max_params=None, max_flops=None,
+                              data="folder:/tmp/imgs", img_size=16)  # fmt: skip
+    assert explicit.img_size == 16
     plain = command_config(space="nb201", space_opt=None, max_params="2M", max_flops="500k")
     assert plain.space_options == {} and plain.img_size is None
     assert (plain.max_params, plain.max_flops) == (2_000_000, 500_000)

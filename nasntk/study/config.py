@@ -417,7 +417,10 @@ def command_config(
     if space is None:
         space = COMMAND_SPACE
         space_options = {**COMMAND_SPACE_OPTIONS, **space_options}
-        if options.get("img_size") is None:
+        # the quick demo on the embedded 8×8 digits stays 8×8; any other data keeps its own
+        # size unless --img-size says otherwise (a user's images are never silently shrunk)
+        source = str(options.get("data") or "digits").split(":", 1)[0]
+        if options.get("img_size") is None and source == "digits":
             options["img_size"] = COMMAND_IMG_SIZE
     return SearchConfig(
         space=space,
