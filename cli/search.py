@@ -323,6 +323,7 @@ def search_cmd(
         storage=storage, study_name=study, workers=workers, device=device, bn=bn,
         seeds=seeds, img_size=img_size, threads=threads,
     )  # fmt: skip
+    _stderr().print(_data_line(config), markup=False, highlight=False)
     display = _Display(config.target_trials, top, sys.stderr.isatty() if live is None else live)
     start = time.perf_counter()
     try:
@@ -339,6 +340,19 @@ def search_cmd(
         )
     seconds = time.perf_counter() - start if ran else None  # no "30 trials in 2.2 s" for none
     _final_report(result, top=top, seconds=seconds, interrupted=False)
+
+
+def _data_line(config: Any) -> str:
+    """What the search scores on, said before it starts (never a silent resize)."""
+    from nasntk import data as data_mod
+
+    info = data_mod.info(config.data)
+    size = config.img_size or info["img_size"]
+    return (
+        f"data {config.data}: {info['size']:,} images, {info['num_classes']} classes, "
+        f"{info['in_chans']} channel(s); networks scored on {config.n_kernel} of them at "
+        f"{size}×{size}"
+    )
 
 
 def leaderboard_cmd(

@@ -125,6 +125,8 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert res.returncode == 0, res.stderr
     assert "top" in res.stdout and "rank" in res.stdout
     assert "6 trials" in res.stderr
+    assert "data digits: 1,797 images, 10 classes, 1 channel(s)" in res.stderr
+    assert "at 8×8" in res.stderr  # the toy search's --img-size 8
     check_consistent(db, 6, builds(tmp_path / "builds.log"))
     # the same command again: nothing runs, and the summary does not pretend it took time
     again = run(search_args(db, 6), env, tmp_path)
