@@ -11,22 +11,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from nasntk.cli.search_view import Display, data_line, final_report, stderr, stdout
 from nasntk.errors import NasntkError
 from nasntk.study.config import (
     COMMAND_IMG_SIZE,
@@ -58,124 +48,6 @@ Examples:
 
 Rerunning the same command resumes the same study (--trials is the total it should hold).
 """
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
-def _stdout() -> Console:
-    return Console(width=max(100, Console().width))
-
-
-def _objective_columns(study: Any) -> list[str]:
-    from nasntk.study.record import objective_names
-
-    return objective_names(study)
-
-
-class _Display:
-    """Progress bar (trials done, best so far, ETA) and a live top-k table, on stderr."""
-
-    def __init__(self, total: Optional[int], top: int, enabled: bool) -> None:
-        self.top = top
-        self.enabled = enabled
-        self.console = _stderr()
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
-        self.task = self.progress.add_task("search", total=total, best="")
-        self.table: Any = Table()
-        self.live = Live(self._group(), console=self.console, refresh_per_second=4, transient=True)
-        self.started = False
-
-    def _group(self) -> Group:
-        return Group(self.progress, self.table)
-
-    def __enter__(self) -> _Display:
-        if self.enabled:
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.live.__exit__(*exc)
-
-    def __call__(self, study: Any, trial: Any) -> None:
-        from nasntk.leaderboard import rows, table
-        from nasntk.study import counted_trials
-
-        done = counted_trials(study)
-        if not self.started:
-            if done > 1:  # resuming: start the bar (and its speed estimate) at the trials held
-                self.progress.reset(self.task, completed=done - 1)
-            self.started = True
-        self.progress.update(self.task, completed=done)
-        objectives = _objective_columns(study)
-        top_rows = rows(study, top=self.top)
-        if top_rows:
-            best = top_rows[0]
-            self.progress.update(
-                self.task,
-                best=" ".join(f"best {k}={best.get(k, float('nan')):.4g}" for k in objectives[:3]),
-            )
-        self.table = table(
-            top_rows, columns=_compact_columns(study, top_rows), title=f"top {self.top} so far"
-        )
-        if self.enabled:
-            self.live.update(self._group())
-
-
-def _compact_columns(study: Any, rows: list[dict[str, Any]]) -> list[str]:
-    """Columns of the search's tables: rank, trial, arch, the objectives, KRR accuracy, params."""
-    objectives = _objective_columns(study)
-    cols = ["rank", "pareto_rank", "trial", "arch", *objectives, "pntk_krr", "params"]
-    present = set().union(*(r.keys() for r in rows)) if rows else set()
-    return [c for c in dict.fromkeys(cols) if c in present]
-
-
-def _final_report(study: Any, *, top: int, seconds: Optional[float], interrupted: bool) -> None:
-    from nasntk.leaderboard import rows, summary, table
-
-    err = _stderr()
-    s = summary(study)
-    took = f" in {seconds:.1f} s" if seconds is not None else ""
-    err.print(
-        f"[bold]study {s['study']}[/]: {s['trials']} trials{took} — {s['complete']} complete "
-        f"({s['duplicates']} duplicates reused), {s['pruned']} pruned, {s['fail']} failed"
-        + (f", {s['running']} running" if s["running"] else "")
-    )
-    for reason, count in s["failures"].items():
-        err.print(f"  failed ×{count}: {reason}", markup=False, highlight=False)
-    prunes = list(s["prunes"].items())
-    for reason, count in prunes[:5]:
-        err.print(f"  pruned ×{count}: {reason}", markup=False, highlight=False)
-    if len(prunes) > 5:
-        more = sum(count for _, count in prunes[5:])
-        err.print(f"  … and {len(prunes) - 5} more pruning reasons ({more} trials)")
-    if interrupted:
-        err.print(
-            "[yellow]interrupted[/]: completed trials are saved; rerun the same command to resume"
-        )
-    ranked = rows(study, top=top)
-    if ranked:
-        title = f"top {len(ranked)} of {s['study']}"
-        _stdout().print(table(ranked, columns=_compact_columns(study, ranked), title=title))
-        sys.stdout.flush()
-        err.print(
-            "next: [cyan]nasntk leaderboard --format html --out leaderboard.html[/] · "
-            "[cyan]nasntk export --rank 1 --out best.json[/] · [cyan]nasntk plot --out plots[/]"
-        )
-    else:
-        err.print("no completed trials yet")
 
 
 # The options of `nasntk search` (defaults: nasntk.study.config.command_default).
@@ -323,36 +195,25 @@ def search_cmd(
         storage=storage, study_name=study, workers=workers, device=device, bn=bn,
         seeds=seeds, img_size=img_size, threads=threads,
     )  # fmt: skip
-    _stderr().print(_data_line(config), markup=False, highlight=False)
-    display = _Display(config.target_trials, top, sys.stderr.isatty() if live is None else live)
+    header = data_line(config)
+    display = Display(
+        config.target_trials, top, sys.stderr.isatty() if live is None else live, header=header
+    )
     start = time.perf_counter()
     try:
         with sigterm_as_ctrl_c(), display:
             result = search(config, callbacks=[display])
     except SearchInterrupted as exc:
-        _final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
+        final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
         raise typer.Exit(130) from None
     ran = display.started or config.target_trials is None
     if not ran:
-        _stderr().print(
+        stderr().print(
             f"nothing to run: the study already holds {config.target_trials} trials "
             "(raise --trials to continue it)"
         )
     seconds = time.perf_counter() - start if ran else None  # no "30 trials in 2.2 s" for none
-    _final_report(result, top=top, seconds=seconds, interrupted=False)
-
-
-def _data_line(config: Any) -> str:
-    """What the search scores on, said before it starts (never a silent resize)."""
-    from nasntk import data as data_mod
-
-    info = data_mod.info(config.data)
-    size = config.img_size or info["img_size"]
-    return (
-        f"data {config.data}: {info['size']:,} images, {info['num_classes']} classes, "
-        f"{info['in_chans']} channel(s); networks scored on {config.n_kernel} of them at "
-        f"{size}×{size}"
-    )
+    final_report(result, top=top, seconds=seconds, interrupted=False)
 
 
 def leaderboard_cmd(
@@ -380,7 +241,7 @@ def leaderboard_cmd(
     st = load_study(storage, study)
     ranked = rows(st, top=top)
     if fmt == "table" and out is None:
-        _stdout().print(table(ranked, title=f"{st.study_name}: {len(ranked)} candidates"))
+        stdout().print(table(ranked, title=f"{st.study_name}: {len(ranked)} candidates"))
         return
     images = None
     if fmt == "html" and plots and ranked:
@@ -394,7 +255,7 @@ def leaderboard_cmd(
         sys.stdout.write(text)
     else:
         _write(out, text)
-        _stderr().print(f"wrote {len(ranked)} rows to {out}")
+        stderr().print(f"wrote {len(ranked)} rows to {out}")
 
 
 def plot_cmd(
@@ -427,7 +288,7 @@ def export_cmd(
         sys.stdout.write(text)
     else:
         _write(out, text)
-        _stderr().print(f"wrote rank {rank} (trial {row['trial']}) to {out}")
+        stderr().print(f"wrote rank {rank} (trial {row['trial']}) to {out}")
 
 
 def spaces_cmd(
@@ -462,7 +323,7 @@ def spaces_cmd(
             tbl.add_row(
                 "", f"--space-opt {key}=…", f"default {default!r}", "space option (network)"
             )
-    _stdout().print(tbl)
+    stdout().print(tbl)
 
 
 def studies_cmd(
@@ -486,7 +347,7 @@ def studies_cmd(
             *(str(s[k]) for k in ("trials", "complete", "pruned", "fail", "running")),
             s["started"][5:16].replace("T", " "),
         )
-    _stdout().print(tbl)
+    stdout().print(tbl)
 
 
 def register(app: typer.Typer) -> None:

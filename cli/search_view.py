@@ -1,0 +1,160 @@
+"""What ``nasntk search`` shows: the data line, the live view (progress bar and a top-k table on
+stderr) and the final report (counts, failure and pruning reasons, the leaderboard on stdout).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+def stderr() -> Console:
+    return Console(stderr=True)
+
+
+def stdout() -> Console:
+    return Console(width=max(100, Console().width))
+
+
+def _objective_columns(study: Any) -> list[str]:
+    from nasntk.study.record import objective_names
+
+    return objective_names(study)
+
+
+class Display:
+    """Progress bar (trials done, best so far, ETA) and a live top-k table, on stderr."""
+
+    def __init__(self, total: Optional[int], top: int, enabled: bool, header: str = "") -> None:
+        self.top = top
+        self.header = header  # said once the study is open and the first trial has finished
+        self.enabled = enabled
+        self.console = stderr()
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.progress.add_task("search", total=total, best="")
+        self.table: Any = Table()
+        self.live = Live(self._group(), console=self.console, refresh_per_second=4, transient=True)
+        self.started = False
+
+    def _group(self) -> Group:
+        return Group(self.progress, self.table)
+
+    def __enter__(self) -> Display:
+        if self.enabled:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.live.__exit__(*exc)
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from nasntk.leaderboard import rows, table
+        from nasntk.study import counted_trials
+
+        done = counted_trials(study)
+        if not self.started:
+            if done > 1:  # resuming: start the bar (and its speed estimate) at the trials held
+                self.progress.reset(self.task, completed=done - 1)
+            self.started = True
+            if self.header:
+                self.console.print(self.header, markup=False, highlight=False)
+        self.progress.update(self.task, completed=done)
+        objectives = _objective_columns(study)
+        top_rows = rows(study, top=self.top)
+        if top_rows:
+            best = top_rows[0]
+            self.progress.update(
+                self.task,
+                best=" ".join(f"best {k}={best.get(k, float('nan')):.4g}" for k in objectives[:3]),
+            )
+        self.table = table(
+            top_rows, columns=_compact_columns(study, top_rows), title=f"top {self.top} so far"
+        )
+        if self.enabled:
+            self.live.update(self._group())
+
+
+def _compact_columns(study: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """Columns of the search's tables: rank, trial, arch, the objectives, KRR accuracy, params."""
+    objectives = _objective_columns(study)
+    cols = ["rank", "pareto_rank", "trial", "arch", *objectives, "pntk_krr", "params"]
+    present = set().union(*(r.keys() for r in rows)) if rows else set()
+    return [c for c in dict.fromkeys(cols) if c in present]
+
+
+def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted: bool) -> None:
+    from nasntk.leaderboard import rows, summary, table
+
+    err = stderr()
+    s = summary(study)
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    err.print(
+        f"[bold]study {s['study']}[/]: {s['trials']} trials{took} — {s['complete']} complete "
+        f"({s['duplicates']} duplicates reused), {s['pruned']} pruned, {s['fail']} failed"
+        + (f", {s['running']} running" if s["running"] else "")
+    )
+    for reason, count in s["failures"].items():
+        err.print(f"  failed ×{count}: {reason}", markup=False, highlight=False)
+    prunes = list(s["prunes"].items())
+    for reason, count in prunes[:5]:
+        err.print(f"  pruned ×{count}: {reason}", markup=False, highlight=False)
+    if len(prunes) > 5:
+        more = sum(count for _, count in prunes[5:])
+        err.print(f"  … and {len(prunes) - 5} more pruning reasons ({more} trials)")
+    if interrupted:
+        err.print(
+            "[yellow]interrupted[/]: completed trials are saved; rerun the same command to resume"
+        )
+    ranked = rows(study, top=top)
+    if ranked:
+        title = f"top {len(ranked)} of {s['study']}"
+        stdout().print(table(ranked, columns=_compact_columns(study, ranked), title=title))
+        sys.stdout.flush()
+        err.print(
+            "next: [cyan]nasntk leaderboard --format html --out leaderboard.html[/] · "
+            "[cyan]nasntk export --rank 1 --out best.json[/] · [cyan]nasntk plot --out plots[/]"
+        )
+    else:
+        err.print("no completed trials yet")
+
+
+def data_line(config: Any) -> str:
+    """What the search scores on (never a silent resize); empty when the source is bad (the
+    search itself then says why, in one line)."""
+    from nasntk import data as data_mod
+    from nasntk.errors import NasntkError
+
+    try:
+        info = data_mod.info(config.data)
+    except NasntkError:
+        return ""
+    size = config.img_size or info["img_size"]
+    return (
+        f"data {config.data}: {info['size']:,} images, {info['num_classes']} classes, "
+        f"{info['in_chans']} channel(s); networks scored on {config.n_kernel} of them at "
+        f"{size}×{size}"
+    )
