@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -74,6 +74,15 @@ def _cells(result: object, name: str, per_col: dict, cols: list[str]) -> list[st
     ]
 
 
+# Options that `score` and `benchmark` share (typer reads these annotations).
+_N = Annotated[int, typer.Option("--n", help="Number of images the kernel scores use.")]
+_Seeds = Annotated[
+    int, typer.Option("--seeds", help="Average each score over this many initialisations.")
+]
+_Bn = Annotated[Optional[str], typer.Option("--bn", help=_BN_HELP)]
+_SpaceOpt = Annotated[Optional[list[str]], typer.Option("--space-opt", help=_SPACE_OPT_HELP)]
+
+
 def score_cmd(
     space: str = typer.Option(..., "--space", help="Search space name (see `nasntk spaces`)."),
     specs: Path = typer.Option(
@@ -86,12 +95,10 @@ def score_cmd(
     scores: Optional[list[str]] = typer.Option(
         None, "--scores", help="Scores to compute (comma-separated or repeated; default: all)."
     ),
-    n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
-    seeds: int = typer.Option(
-        1, "--seeds", help="Average each score over this many initialisations."
-    ),
-    bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
-    space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
+    n: _N = 64,
+    seeds: _Seeds = 1,
+    bn: _Bn = None,
+    space_opt: _SpaceOpt = None,
 ) -> None:
     """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
     from nasntk.scorecache import score_specs
@@ -134,13 +141,11 @@ def benchmark_cmd(
     scores: Optional[list[str]] = typer.Option(
         None, "--scores", help="Scores to compare (default: all)."
     ),
-    n: int = typer.Option(64, "--n", help="Number of images the kernel scores use."),
-    seeds: int = typer.Option(
-        1, "--seeds", help="Average each score over this many initialisations."
-    ),
-    bn: Optional[str] = typer.Option(None, "--bn", help=_BN_HELP),
+    n: _N = 64,
+    seeds: _Seeds = 1,
+    bn: _Bn = None,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Resumable CSV of per-cell scores."),
-    space_opt: Optional[list[str]] = typer.Option(None, "--space-opt", help=_SPACE_OPT_HELP),
+    space_opt: _SpaceOpt = None,
 ) -> None:
     """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
     from nasntk.evaluation import benchmark

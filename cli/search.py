@@ -295,8 +295,7 @@ def spaces_cmd(
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Show only this space."),
 ) -> None:
     """Search spaces and their dimensions."""
-    from nasntk.search_spaces import get, names
-    from nasntk.search_spaces import options as space_options
+    from nasntk.search_spaces import get, names, option_defaults
 
     tbl = Table(title="search spaces")
     tbl.add_column("space", style="bold")
@@ -319,7 +318,7 @@ def spaces_cmd(
             tbl.add_row(name, "", "", "")
         for i, d in enumerate(dims):
             tbl.add_row(name if i == 0 else "", d.name, d.choices, d.help)
-        for key, default in space_options(type(obj)).items():
+        for key, default in option_defaults(type(obj)).items():
             tbl.add_row(
                 "", f"--space-opt {key}=…", f"default {default!r}", "space option (network)"
             )

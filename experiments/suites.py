@@ -43,6 +43,8 @@ import torch
 
 from nasntk import data as data_mod
 from nasntk import groundtruth, proxies, rankstats, spectral
+from nasntk.kernels import pntk
+from nasntk.kernels.prepare import batchnorms
 from nasntk.search_spaces import get as get_space
 from nasntk.tables import markdown_table
 
@@ -85,7 +87,8 @@ SUITES = {
 }
 
 
-def _batch(n: int) -> Any:
+def load_batch(n: int) -> Any:
+    """N CIFAR-10 test images, class-balanced, seed 0 (the batch every experiment here uses)."""
     return data_mod.load("cifar10", n, seed=0)
 
 
@@ -98,12 +101,12 @@ def kept_scores(model: torch.nn.Module, batch: Any) -> dict[str, Any]:
     kept: dict[str, np.ndarray] = {}
 
     def keep(model: torch.nn.Module, x: torch.Tensor, **kw: Any) -> torch.Tensor:
-        k = proxies._pntk(model, x, **kw)
+        k = pntk(model, x, **kw)
         kept[kw["bn"]] = k.detach().cpu().numpy()
         return k
 
     res = proxies.compute(model, batch, list(SCORES), kernel_fn=keep)
-    if "eval" not in kept and proxies._has_batchnorm(model):  # for the eval-mode terms
+    if "eval" not in kept and batchnorms(model):  # for the eval-mode terms
         keep(model, batch.x, bn="eval", dtype=torch.float64)
     n = len(batch.y)
     missing = np.full((n, n), np.nan)
@@ -120,7 +123,7 @@ def run_score(args: argparse.Namespace) -> None:
     suite = SUITES[args.suite]
     truth = groundtruth.read_truth(suite.truth)
     space = get_space(suite.space, **suite.options)
-    batch = _batch(args.n)
+    batch = load_batch(args.n)
     folder = suite.folder()
     folder.mkdir(parents=True, exist_ok=True)
     shard, of = (int(v) for v in args.shard.split("/"))
@@ -315,7 +318,7 @@ def run_timing(args: argparse.Namespace) -> None:
     """Seconds per cell of the default alone (build + one pNTK + live params), the first
     ``--cells`` dev cells of each suite, in one process with ``--threads`` torch threads."""
     torch.set_num_threads(args.threads)
-    batch = _batch(64)
+    batch = load_batch(64)
     for name in args.suites:
         suite = SUITES[name]
         if not suite.truth.exists():
@@ -396,7 +399,7 @@ def run_krr(args: argparse.Namespace) -> None:
     suite = SUITES[args.suite]
     truth = groundtruth.read_truth(suite.truth)
     space = get_space(suite.space, **suite.options)
-    batch = _batch(args.n)
+    batch = load_batch(args.n)
     rng = np.random.default_rng(0)
     rows = sorted(rng.choice(len(truth), size=min(args.cells, len(truth)), replace=False))
     folder = OUT / "suites_krr" / f"{suite.name}-n{args.n}"
@@ -410,7 +413,7 @@ def run_krr(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         torch.manual_seed(0)
         model = space.build(space.parse_any(truth.archs[i]), num_classes=10)
-        k = proxies._pntk(model, batch.x, bn="frozen", dtype=torch.float64).numpy()
+        k = pntk(model, batch.x, bn="frozen", dtype=torch.float64).numpy()
         seconds = time.perf_counter() - start
         acc = loo_ridge_accuracy(k, batch.y.numpy(), n_train, ridges)
         np.savez(path, acc=acc, seconds=seconds)

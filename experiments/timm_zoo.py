@@ -135,7 +135,7 @@ CANDIDATES = [
 
 
 def run_families(args: argparse.Namespace) -> None:
-    batch = suites._batch(64)
+    batch = suites.load_batch(64)
     fams = {k: [("timm", m) for m in v] for k, v in ZOO_FAMILIES.items()} | SPACE_FAMILIES
     table = []
     for fam, members in fams.items():
@@ -158,7 +158,7 @@ def run_families(args: argparse.Namespace) -> None:
 
 
 def run_zoo(args: argparse.Namespace) -> None:
-    batch = suites._batch(64)
+    batch = suites.load_batch(64)
     names = get_space("timm").candidates[: args.limit]
     undefined: dict[str, list[str]] = {c: [] for c in CANDIDATES}
     errors = {}

@@ -116,7 +116,7 @@ def _opened_gates(model: nn.Module, gen: torch.Generator) -> dict[str, torch.Ten
     for name, p in model.named_parameters():
         if p.requires_grad and name.rsplit(".", 1)[-1] != "bias" and not p.detach().any():
             r = torch.randn(p.shape, generator=gen, dtype=torch.float64)
-            out[name] = r.to(device=p.device, dtype=p.dtype)
+            out[name] = r.to(device=p.device, dtype=p.dtype).requires_grad_(True)
     return out
 
 
@@ -133,19 +133,14 @@ def live_tensors(
         return []
     xs = x[: max(1, samples)]
     gen = torch.Generator().manual_seed(seed)
-    gates = _opened_gates(model, gen)
-    values = {n: gates.get(n, p) for n, p in named}
-    if gates:  # differentiate with respect to the substituted values
-        values = {
-            n: v.detach().requires_grad_(True) if n in gates else v for n, v in values.items()
-        }
+    gates = _opened_gates(model, gen)  # substitutes, differentiated in place of the originals
+    values = [gates.get(n, p) for n, p in named]
     with forward_mode(model, "eval"), torch.enable_grad():
-        out = logits(torch.func.functional_call(model, values, (xs,), strict=False))
+        out = model(xs) if not gates else torch.func.functional_call(model, gates, (xs,))
+        out = logits(out)
         w = torch.randn(out.shape[0], generator=gen, dtype=torch.float64)
         fbar = out.sum(1) / math.sqrt(out.shape[1])
-        grads = torch.autograd.grad(
-            (w.to(fbar) * fbar).sum(), list(values.values()), allow_unused=True
-        )
+        grads = torch.autograd.grad((w.to(fbar) * fbar).sum(), values, allow_unused=True)
     return [(p, g is not None and bool(g.any())) for (_, p), g in zip(named, grads, strict=True)]
 
 

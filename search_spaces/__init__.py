@@ -16,9 +16,9 @@ from importlib.metadata import entry_points
 from typing import Union
 
 from nasntk.errors import NasntkError
-from nasntk.search_spaces.base import Dimension, SearchSpace, Spec
+from nasntk.search_spaces.base import Dimension, SearchSpace, Spec, option_defaults
 
-__all__ = ["Dimension", "SearchSpace", "Spec", "get", "names", "options", "register"]
+__all__ = ["Dimension", "SearchSpace", "Spec", "get", "names", "option_defaults", "register"]
 
 _BUILTIN: dict[str, str] = {
     "nb201": "nasntk.search_spaces.nb201:NB201Space",
@@ -75,7 +75,7 @@ def _instantiate(obj: object, label: str, **kwargs: object) -> SearchSpace:
             raise NasntkError(f"space {label!r} is an instance; it takes no options")
         return obj
     if isinstance(obj, type) and issubclass(obj, SearchSpace):
-        known = options(obj)
+        known = option_defaults(obj)
         unknown = sorted(set(kwargs) - set(known))
         if unknown and not _takes_any_keyword(obj):
             listed = ", ".join(f"{k} (default {v!r})" for k, v in known.items()) or "none"
@@ -89,16 +89,6 @@ def _instantiate(obj: object, label: str, **kwargs: object) -> SearchSpace:
     raise NasntkError(
         f"{label!r} is not a nasntk SearchSpace (subclass nasntk.search_spaces.SearchSpace)"
     )
-
-
-def options(space: type[SearchSpace]) -> dict[str, object]:
-    """The constructor options of a space class and their defaults (``nasntk spaces`` shows them)."""
-    params = inspect.signature(space.__init__).parameters.values()
-    return {
-        p.name: p.default
-        for p in params
-        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
 
 
 def _takes_any_keyword(space: type[SearchSpace]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -82,8 +83,18 @@ class SearchSpace(abc.ABC):
     def options(self) -> dict[str, Any]:
         """The constructor options of this instance that differ from the space's defaults (e.g.
         a narrower proxy network); ``{}`` for the default network. Scores computed on different
-        options are different results, so score caches record them."""
+        options are different results, so score caches record them. (Default: ``{}``; spaces
+        whose options are stored as attributes of the same name return
+        :meth:`changed_options`.)"""
         return {}
+
+    def changed_options(self) -> dict[str, Any]:
+        """The constructor options whose attribute (same name) differs from its default."""
+        return {
+            k: getattr(self, k)
+            for k, default in option_defaults(type(self)).items()
+            if hasattr(self, k) and getattr(self, k) != default
+        }
 
     def describe(self, spec: Spec) -> str:
         """One line for tables (defaults to the text form)."""
@@ -129,6 +140,16 @@ class SearchSpace(abc.ABC):
             with counter, torch.no_grad():
                 model(x)
         return int(counter.get_total_flops())
+
+
+def option_defaults(space: type[SearchSpace]) -> dict[str, Any]:
+    """The constructor options of a space class and their defaults (``nasntk spaces`` shows them)."""
+    params = inspect.signature(space.__init__).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def structure_key(space: SearchSpace, spec: Spec) -> str:

@@ -502,8 +502,7 @@ class DartsSpace(SearchSpace):
         self.C, self.layers, self.auxiliary = C, layers, auxiliary
 
     def options(self) -> dict[str, Any]:
-        defaults = {"C": 32, "layers": 8, "auxiliary": False}
-        return {k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v}
+        return self.changed_options()
 
     # -- specs ------------------------------------------------------------------------------------
     def validate(self, spec: Any) -> Spec:
@@ -585,52 +584,36 @@ class DartsSpace(SearchSpace):
                 f"depth, pooled to 2x2), got image size {img_size}"
             )
 
+    def _cells(
+        self, spec: Spec, num_classes: int, in_chans: int, img_size: int
+    ) -> tuple[list[Pair], list[Pair]]:
+        """The (normal, reduce) pairs of a valid spec, the sizes checked."""
+        spec = self.validate(spec)
+        self._check_sizes(num_classes, in_chans, img_size)
+        return _pairs(spec["normal"]), _pairs(spec["reduce"])
+
     def build(
         self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
     ) -> nn.Module:
-        spec = self.validate(spec)
-        self._check_sizes(num_classes, in_chans, img_size)
-        return DartsNetwork(
-            _pairs(spec["normal"]),
-            _pairs(spec["reduce"]),
-            num_classes=num_classes,
-            in_chans=in_chans,
-            C=self.C,
-            layers=self.layers,
-            auxiliary=self.auxiliary,
-        )
+        normal, reduce = self._cells(spec, num_classes, in_chans, img_size)
+        return DartsNetwork(normal, reduce, num_classes=num_classes, in_chans=in_chans,
+                            C=self.C, layers=self.layers, auxiliary=self.auxiliary)  # fmt: skip
 
     def params(
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> int:
         """Trainable parameters by the closed form (``count_params``; ~0.2 ms, no build)."""
-        spec = self.validate(spec)
-        self._check_sizes(num_classes, in_chans, img_size)
-        return count_params(
-            _pairs(spec["normal"]),
-            _pairs(spec["reduce"]),
-            num_classes=num_classes,
-            in_chans=in_chans,
-            C=self.C,
-            layers=self.layers,
-            auxiliary=self.auxiliary,
-        )
+        normal, reduce = self._cells(spec, num_classes, in_chans, img_size)
+        return count_params(normal, reduce, num_classes=num_classes, in_chans=in_chans,
+                            C=self.C, layers=self.layers, auxiliary=self.auxiliary)  # fmt: skip
 
     def flops(
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> int:
         """FLOPs as the base class counts them, by the closed form (``count_flops``, no build)."""
-        spec = self.validate(spec)
-        self._check_sizes(num_classes, in_chans, img_size)
-        return count_flops(
-            _pairs(spec["normal"]),
-            _pairs(spec["reduce"]),
-            num_classes=num_classes,
-            in_chans=in_chans,
-            img_size=img_size,
-            C=self.C,
-            layers=self.layers,
-        )
+        normal, reduce = self._cells(spec, num_classes, in_chans, img_size)
+        return count_flops(normal, reduce, num_classes=num_classes, in_chans=in_chans,
+                           img_size=img_size, C=self.C, layers=self.layers)  # fmt: skip
 
 
 def _pairs(cell: list[list[Any]]) -> list[Pair]:

@@ -450,10 +450,7 @@ class NB101Space(SearchSpace):
         self.stem_channels, self.num_stacks, self.num_cells = stem_channels, num_stacks, num_cells
 
     def options(self) -> dict[str, Any]:
-        mine = {"stem_channels": self.stem_channels, "num_stacks": self.num_stacks,
-                "num_cells": self.num_cells}  # fmt: skip
-        default = {"stem_channels": 128, "num_stacks": 3, "num_cells": 3}
-        return {k: v for k, v in mine.items() if v != default[k]}
+        return self.changed_options()
 
     # -- specs ------------------------------------------------------------------------------
     def validate(self, spec: Any) -> Spec:

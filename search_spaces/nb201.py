@@ -288,7 +288,7 @@ class NB201Space(SearchSpace):
         self.C, self.N = C, N
 
     def options(self) -> dict[str, Any]:
-        return {k: v for k, v in (("C", self.C), ("N", self.N)) if v != {"C": 16, "N": 5}[k]}
+        return self.changed_options()
 
     def grid(self) -> dict[str, list[str]]:
         """The search space as ``optuna.samplers.GridSampler`` wants it (all 15,625 cells)."""
@@ -331,9 +331,8 @@ class NB201Space(SearchSpace):
     def format(self, spec: Spec) -> str:
         return format_arch(self.validate(spec)["ops"])
 
-    def build(
-        self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
-    ) -> nn.Module:
+    def _checked_ops(self, spec: Spec, num_classes: int, in_chans: int, img_size: int) -> list:
+        """The ops of a valid spec, for a network these sizes can build."""
         ops = self.validate(spec)["ops"]
         check_build_args("nb201", num_classes, in_chans, img_size)
         if img_size % 4:
@@ -341,6 +340,12 @@ class NB201Space(SearchSpace):
                 f"nb201: image size {img_size} must be a multiple of 4 (two stride-2 reductions "
                 "whose residual and shortcut paths must agree in size)"
             )
+        return ops
+
+    def build(
+        self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
+    ) -> nn.Module:
+        ops = self._checked_ops(spec, num_classes, in_chans, img_size)
         return NB201Network(ops, num_classes=num_classes, in_chans=in_chans, C=self.C, N=self.N)
 
     def params(
@@ -354,9 +359,6 @@ class NB201Space(SearchSpace):
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> int:
         """FLOPs in closed form (:func:`count_flops`; no build, ~µs instead of ~1 s on meta)."""
-        ops = self.validate(spec)["ops"]
-        check_build_args("nb201", num_classes, in_chans, img_size)
-        if img_size % 4:
-            raise NasntkError(f"nb201: image size {img_size} must be a multiple of 4")
+        ops = self._checked_ops(spec, num_classes, in_chans, img_size)
         return count_flops(ops, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                            C=self.C, N=self.N)  # fmt: skip
