@@ -11,6 +11,9 @@ workers (the CLI uses ``--space search_toy_space:ToySpace`` with ``PYTHONPATH=te
 - ``TOY_SPACE_HOLD=K:PATH``: the K-th real build of a process (logged first) creates PATH and
   then waits until a signal stops the process, so that a test can interrupt a search at a moment
   when a trial is surely inside its objective (no timing window).
+- ``TOY_SPACE_BARRIER=N:DIR``: the first real build of a process marks DIR and waits until N
+  processes have marked it, so that N searches surely run side by side (each has planned its
+  share before any trial of the others completes).
 
 ``FlakySpace``: the same family, but depth 2 at width 16 raises in ``build`` and act "zero"
 (an all-zero network) has a zero, singular kernel.
@@ -51,6 +54,21 @@ def _is_meta() -> bool:
 
 
 _BUILDS = [0]  # real builds in this process
+_BARRIER_PASSED = [False]
+
+
+def _barrier_if_asked() -> None:
+    """``TOY_SPACE_BARRIER=N:DIR``: at the first real build, wait until N processes are here."""
+    barrier = os.environ.get("TOY_SPACE_BARRIER", "")
+    if not barrier or _BARRIER_PASSED[0]:
+        return
+    _BARRIER_PASSED[0] = True
+    n, _, folder = barrier.partition(":")
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(folder)) < int(n) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _hold_if_asked() -> None:
@@ -132,6 +150,7 @@ class ToySpace(SearchSpace):
                     f.write(
                         f"{os.getpid()} {json.dumps(spec, sort_keys=True, separators=(',', ':'))}\n"
                     )
+            _barrier_if_asked()
             _hold_if_asked()
         layers: list[nn.Module] = [nn.Flatten()]
         features = in_chans * img_size * img_size
