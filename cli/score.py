@@ -194,6 +194,8 @@ def _render_benchmark(result: BenchmarkResult) -> None:
     for name, per_col in result.anchors.items():
         table.add_row(f"[dim]anchor[/dim] {name}", *_cells(result, name, per_col, cols))
     Console().print(table)
+    if result.top:
+        Console().print(_top_table(result, cols))
     for col in cols if result.default and result.anchors else []:
         vs = result.versus_best_anchor(col)
         if vs is not None:
@@ -202,6 +204,41 @@ def _render_benchmark(result: BenchmarkResult) -> None:
                 f"{col}: {result.default} − best anchor ({best}): τ {d:+.3f} "
                 f"[95% paired bootstrap CI {lo:+.3f}, {hi:+.3f}]"
             )
+
+
+def _top_cell(t: dict) -> str:
+    """One score's top on one column: rank-1 accuracy (share of cells better), regret@1/5/10 and
+    precision@10."""
+    if not t or not math.isfinite(t.get("rank1_acc", math.nan)):
+        return "—"
+    regrets = "/".join(format_fixed(t.get(f"regret@{k}", math.nan), 2) for k in (1, 5, 10))
+    return (
+        f"{t['rank1_acc']:.2f} ({100 * t['rank1_share_better']:.1f}%)  {regrets}  "
+        f"{format_fixed(t.get('precision@10', math.nan), 1)}"
+    )
+
+
+def _top_table(result: BenchmarkResult, cols: list[str]) -> Table:
+    """The top of each score's ranking, the rows a search hands a user."""
+    table = Table(
+        title="the top of the ranking",
+        caption=(
+            "each cell: true accuracy of rank 1 (share of cells better)  regret@1/5/10 "
+            "(best accuracy minus the best of the top k)  precision@10"
+        ),
+    )
+    table.add_column("score")
+    for col in cols:
+        table.add_column(col.removesuffix("_acc").removesuffix("_test"), justify="right")
+    for name in result.scores:
+        label = f"[bold]{name}[/bold]" if name == result.default else name
+        table.add_row(label, *(_top_cell(result.top.get(name, {}).get(c, {})) for c in cols))
+    if result.anchors:
+        table.add_section()
+    for name in result.anchors:
+        cells = (_top_cell(result.top.get(name, {}).get(c, {})) for c in cols)
+        table.add_row(f"[dim]anchor[/dim] {name}", *cells)
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -110,7 +110,13 @@ _Scores = Annotated[
         help="Extra scores to record (comma-separated, or 'all'); default: all pNTK scores.",
     ),
 ]
-_Sampler = Annotated[str, typer.Option("--sampler", help="tpe | random | nsga2 | grid.")]
+_Sampler = Annotated[
+    str,
+    typer.Option(
+        "--sampler",
+        help="tpe | evolution (regularized, over one-parameter mutations) | local (hill climbing from the best) | random | nsga2 | grid.",
+    ),
+]
 _MaxParams = Annotated[
     Optional[str],
     typer.Option(
@@ -143,6 +149,16 @@ _Seeds = Annotated[
 ]
 _ImgSize = Annotated[Optional[int], typer.Option("--img-size", help="Resize images to this size.")]
 _Top = Annotated[int, typer.Option("--top", "-k", help="Rows of the live and final leaderboards.")]
+_Refine = Annotated[
+    int,
+    typer.Option(
+        "--refine",
+        help="After the search, train the K best for --refine-epochs and re-rank them (0: no).",
+    ),
+]
+_RefineEpochs = Annotated[
+    int, typer.Option("--refine-epochs", help="Training epochs per candidate of --refine.")
+]
 _Live = Annotated[
     Optional[bool],
     typer.Option(
@@ -176,6 +192,8 @@ def search_cmd(
     seeds: _Seeds = _d("seeds"),
     img_size: _ImgSize = _d("img_size"),
     top: _Top = 10,
+    refine: _Refine = 0,
+    refine_epochs: _RefineEpochs = 1,
     live: _Live = None,
 ) -> None:
     """Search a space for the best untrained architectures (pNTK scores at initialization).
@@ -188,6 +206,8 @@ def search_cmd(
     from nasntk.study.interrupts import sigterm_as_ctrl_c
 
     check_top(top)
+    if refine < 0 or refine_epochs < 1:
+        raise NasntkError("--refine must be >= 0 and --refine-epochs >= 1")
     config = command_config(
         space=space, space_opt=space_opt, max_params=max_params, max_flops=max_flops,
         data=data, trials=trials, timeout=timeout, objective=objective, scores=scores,
@@ -214,6 +234,16 @@ def search_cmd(
         )
     seconds = time.perf_counter() - start if ran else None  # no "30 trials in 2.2 s" for none
     final_report(result, top=top, seconds=seconds, interrupted=False)
+    if refine:
+        from nasntk.cli.validate import progress_bars, render_refinement
+        from nasntk.refine import refine as refine_top
+
+        stderr().print(f"refining the top {refine}: {refine_epochs} epoch(s) of training each")
+        with progress_bars() as progress:
+            refined = refine_top(
+                result, top=refine, epochs=refine_epochs, device=config.device, progress=progress
+            )
+        render_refinement(refined)
 
 
 def leaderboard_cmd(

@@ -116,13 +116,13 @@ def validate_cmd(
     options.update(val_fraction=val_fraction, seed=seed, optimizer=optimizer, lr=lr)
     options.update(weight_decay=weight_decay, batch_size=batch_size, augment=augment)
     options.update(device=device, out=out, retrain=retrain)
-    with _progress_bars() as progress:
+    with progress_bars() as progress:
         result = validate(study, progress=progress, **options)
     _render(result)
 
 
 @contextlib.contextmanager
-def _progress_bars() -> Iterator[Callable[[str, int, int, str], None]]:
+def progress_bars() -> Iterator[Callable[[str, int, int, str], None]]:
     """Bars for the candidates and the training steps of the current one (on stderr)."""
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -178,6 +178,66 @@ def _render(result: Any) -> None:
         console.print(f"report: {result.files['report']}")
 
 
+def refine_cmd(
+    study: _Study = None,
+    storage: _Storage = None,
+    top: Annotated[
+        int, typer.Option("--top", help="Re-rank the K best candidates of the leaderboard.")
+    ] = 10,
+    epochs: _Epochs = 1,
+    data: _Data = None,
+    n: _N = None,
+    val_fraction: _ValFraction = 0.2,
+    seed: _Seed = 0,
+    optimizer: _Optimizer = "sgd",
+    lr: _Lr = None,
+    weight_decay: _WeightDecay = None,
+    batch_size: _BatchSize = 64,
+    augment: _Augment = False,
+    device: _Device = "cpu",
+    retrain: _Retrain = False,
+) -> None:
+    """Re-rank a study's top-K by a short training run (stored in the study; resumable).
+
+    The zero-cost score orders the space; a little training decides among its first rows. Running
+    the same command again reads the stored results instead of retraining.
+    """
+    from nasntk.refine import refine
+
+    options = dict(storage=storage, top=top, epochs=epochs, data=data, n=n, seed=seed)
+    options.update(val_fraction=val_fraction, optimizer=optimizer, lr=lr, retrain=retrain)
+    options.update(weight_decay=weight_decay, batch_size=batch_size, augment=augment)
+    with progress_bars() as progress:
+        result = refine(study, progress=progress, device=device, **options)
+    render_refinement(result)
+
+
+def render_refinement(result: Any) -> None:
+    """The re-ranked top-K: new rank, zero-cost rank, architecture, validation accuracy."""
+    from nasntk.tables import format_fixed
+    from nasntk.validation import ATTR_PREFIX
+
+    console = Console()
+    table = Table(title=f"study {result.study}, refined: {result.budget[len(ATTR_PREFIX) :]}")
+    for col, just in (("new rank", "right"), ("zero-cost rank", "right"), ("trial", "right"),
+                      ("arch", "left"), ("val acc", "right"), ("note", "left")):  # fmt: skip
+        table.add_column(col, justify=just, overflow="fold")
+    for r in result.rows:
+        note = r.get("error") or ("stored" if r.get("reused") else "")
+        cells = (r["refined_rank"], r.get("rank"), r.get("trial"), r.get("arch", ""))
+        table.add_row(*map(str, cells), format_fixed(r["val_acc"]), note)
+    console.print(table)
+    best = result.best
+    console.print(
+        f"rank 1 after refinement: trial {best.get('trial')} (zero-cost rank {best.get('rank')}); "
+        f"trained {result.trained}, read back from the study {result.reused}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``validate`` to app."""
+    """Add ``validate`` and ``refine`` to app."""
     app.command("validate", epilog=_EPILOG)(validate_cmd)
+    app.command(
+        "refine",
+        epilog="Example: nasntk search --space nb201 --trials 100 && nasntk refine --top 10",
+    )(refine_cmd)

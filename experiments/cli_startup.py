@@ -17,7 +17,6 @@ N = 8; about a minute) in ``experiments/out/cli_startup/``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -25,29 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from checkouts import env as _env
+from checkouts import unpack as _unpack
+
 from nasntk.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "out" / "cli_startup"
 STUDY = "lb200"
-
-
-def _unpack(rev: str, dest: Path) -> Path:
-    """The tree of ``rev`` in ``dest``, laid out as the installed package; returns its root."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    (dest / "nasntk" / "cli").symlink_to(dest / "cli")
-    (dest / "nasntk" / "search_spaces").symlink_to(dest / "search_spaces")
-    return dest
-
-
-def _env(pythonpath: Path | None) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="160")
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    return env
 
 
 def _study() -> None:

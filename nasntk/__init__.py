@@ -6,6 +6,7 @@ The public Python API (the CLI is a thin layer over it)::
     from nasntk import score, load_data        # named scores of a model or a spec; data sources
     from nasntk import search, build           # Optuna search; rebuild a leaderboard row
     from nasntk import benchmark, validate     # rank quality against ground truth / short training
+    from nasntk import refine                  # re-rank a study's top-K by a short training run
 
 Every name is imported on first use. ``search`` and ``build`` live in the package ``nasntk.study``, ``validate`` in the module
 ``nasntk.validation``, ``benchmark`` in ``nasntk.evaluation``: ``nasntk.search``,
@@ -35,6 +36,7 @@ _LAZY = {
     "search": "nasntk.study",
     "build": "nasntk.study",
     "validate": "nasntk.validation",
+    "refine": "nasntk.refine",
 }
 _RENAMED = {"load_data": "load", "get_space": "get"}
 
@@ -47,6 +49,7 @@ __all__ = [
     "kernel",
     "load_data",
     "pntk",
+    "refine",
     "score",
     "search",
     "validate",
@@ -57,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from nasntk.evaluation import benchmark
     from nasntk.kernels import entk, kernel, pntk
     from nasntk.proxies import score
+    from nasntk.refine import refine
     from nasntk.search_spaces import get as get_space
     from nasntk.study import build, search
     from nasntk.validation import validate

@@ -2,8 +2,10 @@
 
 :func:`benchmark` scores the cells of a truth CSV (:mod:`nasntk.groundtruth`) through the
 resumable score cache (:mod:`nasntk.scorecache`) and measures, for every score and every anchor
-of the CSV against every accuracy column, Kendall τ-b, Spearman ρ and the top-10 hit rate
-(:mod:`nasntk.rankstats`), plus the paired bootstrap CI of the default minus the best anchor.
+of the CSV against every accuracy column, Kendall τ-b, Spearman ρ, the top-10 hit rate and the
+quality of the top (precision and regret of the top 1/5/10, the true accuracy of rank 1;
+:func:`nasntk.rankstats.top_quality`), plus the paired bootstrap CI of the default minus the best
+anchor.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from nasntk.rankstats import (
     paired_difference_ci,
     rank_correlations,
     top_k_hit_rate,
+    top_quality,
 )
 from nasntk.scorecache import Computer, score_names, score_specs
 
@@ -41,6 +44,7 @@ class BenchmarkResult:
     default: str
     scores: dict[str, dict[str, dict[str, float]]]
     top10: dict[str, dict[str, float]] = field(default_factory=dict)
+    top: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     directions: dict[str, str] = field(default_factory=dict)
     values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     truth: Optional[Truth] = field(default=None, repr=False)
@@ -48,7 +52,8 @@ class BenchmarkResult:
 
     def to_json(self) -> dict[str, Any]:
         """``{"n", "seconds_per_cell", "default", "scores": {s: {col: {τ, ρ}}}, "anchors": {a:
-        {col: {τ, ρ}}}}``: the same shape for every suite (``anchors`` may be empty)."""
+        {col: {τ, ρ}}}, "top": {s or a: {col: top_quality}}}``: the same shape for every suite
+        (``anchors`` may be empty)."""
 
         def corr(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
             return {
@@ -64,6 +69,10 @@ class BenchmarkResult:
             "default": self.default,
             "scores": corr(self.scores),
             "anchors": corr(self.anchors),
+            "top": {
+                s: {c: {k: float(v) for k, v in t.items()} for c, t in cols.items()}
+                for s, cols in self.top.items()
+            },
         }
 
     def best_anchor(self, column: str) -> Optional[str]:
@@ -96,7 +105,8 @@ def evaluate(
     directions: Mapping[str, str],
     default: str = "default",
 ) -> BenchmarkResult:
-    """Correlations, top-10 hit rates and mean seconds of scored rows aligned with ``truth``."""
+    """Correlations, top-10 hit rates, the quality of the top and mean seconds of scored rows
+    aligned with ``truth``."""
     if len(rows) != len(truth):
         raise NasntkError(f"{len(rows)} scored rows for {len(truth)} truth cells")
     values = {nm: np.array([as_float(r.get(nm)) for r in rows]) for nm in names}
@@ -114,6 +124,12 @@ def evaluate(
     }
     for a, v in truth.anchors.items():
         top10[a] = {col: top_k_hit_rate(orient(v), acc) for col, acc in truth.columns.items()}
+    oriented = {nm: orient(values[nm], directions.get(nm, "maximize")) for nm in names}
+    oriented.update({a: orient(v) for a, v in truth.anchors.items()})
+    top = {
+        nm: {col: top_quality(v, acc) for col, acc in truth.columns.items()}
+        for nm, v in oriented.items()
+    }
     secs = np.array([as_float(r.get("seconds")) for r in rows])
     return BenchmarkResult(
         n=len(rows),
@@ -121,6 +137,7 @@ def evaluate(
         default=default if default in names else "",
         scores=corr,
         top10=top10,
+        top=top,
         directions=dict(directions),
         values=values,
         truth=truth,

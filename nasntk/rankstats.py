@@ -1,10 +1,19 @@
 """Rank statistics of a score against accuracies: orientation, Kendall τ / Spearman ρ, top-k
-hit rates, and bootstrap confidence intervals (single and paired).
+hit rates, the quality of the top (:func:`top_quality`), and bootstrap confidence intervals
+(single and paired).
 
 A score is *oriented* so that larger means "predicted better": scores whose direction is
 ``"minimize"`` (e.g. the log condition number) are negated; a non-finite oriented score (a failed
 kernel) ranks last, as it would in a search. The top-k hit rate is |top_k(s) ∩ top_k(a)| / k.
 Confidence intervals are percentile bootstraps over cells (``scipy.stats.bootstrap``).
+
+The top of a ranking is what a search hands a user, so it is measured on its own: with T_k(s) the
+k cells a score ranks first (ties broken by position) and a the true accuracies,
+
+- precision@k = |T_k(s) ∩ T_k(a)| / k (the top-k hit rate);
+- regret@k = max(a) − max_{i ∈ T_k(s)} a_i: what the best of the k cells a user would take
+  misses of the best cell on the table (0 when the best cell is among them);
+- rank-1 accuracy a_{T_1(s)}, and its percentile: the share of cells strictly better than it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from nasntk.errors import NasntkError
 
 #: k of the top-k hit rate.
 TOP_K = 10
+#: The k of :func:`top_quality`.
+TOP_KS = (1, 5, 10)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -65,6 +76,39 @@ def top_k_hit_rate(score: Sequence[float], acc: Sequence[float], k: int = TOP_K)
     top_s = set(np.argsort(-s, kind="stable")[:k].tolist())
     top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
     return len(top_s & top_a) / k
+
+
+def _top_k(v: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-v, kind="stable")[:k]
+
+
+def top_quality(
+    score: Sequence[float], acc: Sequence[float], ks: Sequence[int] = TOP_KS
+) -> dict[str, float]:
+    """How good the cells an oriented score ranks first are (module docstring for the maths).
+
+    Returns ``{"precision@k", "regret@k" for each k, "rank1_acc", "rank1_share_better"}``;
+    ``rank1_share_better`` is the fraction of cells strictly more accurate than rank 1 (0 = the
+    score's rank 1 is the best cell). Cells whose accuracy is not finite are left out.
+    """
+    s = np.asarray(score, dtype=np.float64)
+    a = np.asarray(acc, dtype=np.float64)
+    if s.shape != a.shape:
+        raise NasntkError(f"score has {s.size} values but accuracy has {a.size}")
+    keep = np.isfinite(a)
+    s, a = s[keep], a[keep]
+    out: dict[str, float] = {}
+    if a.size == 0:
+        return {"rank1_acc": math.nan, "rank1_share_better": math.nan}
+    best = float(a.max())
+    for k in ks:
+        mine = _top_k(s, min(k, a.size))
+        out[f"precision@{k}"] = top_k_hit_rate(s, a, k)
+        out[f"regret@{k}"] = best - float(a[mine].max())
+    first = float(a[_top_k(s, 1)[0]])
+    out["rank1_acc"] = first
+    out["rank1_share_better"] = float(np.mean(a > first))
+    return out
 
 
 def correlations(

@@ -92,6 +92,23 @@ def test_top_k_hit_rate_by_hand():
     assert rankstats.top_k_hit_rate([3.0, 1.0, 2.0], [3.0, 2.0, 1.0], k=1) == 1.0
 
 
+def test_top_quality_by_hand():
+    acc = np.array([90.0, 94.0, 91.0, 93.0, 92.0, 89.0])
+    # the score's order: cell 2 (91), cell 3 (93), cell 0 (90), then the rest
+    score = np.array([4.0, 0.0, 6.0, 5.0, 1.0, -np.inf])
+    t = rankstats.top_quality(score, acc, ks=(1, 2, 5))
+    assert t["rank1_acc"] == 91.0
+    assert t["rank1_share_better"] == pytest.approx(3 / 6)  # 94, 93 and 92 beat it
+    assert t["regret@1"] == pytest.approx(3.0)  # 94 − 91
+    assert t["regret@2"] == pytest.approx(1.0)  # best of {91, 93} is 93
+    assert t["regret@5"] == 0.0  # the best cell (score 0.0) is 5th
+    assert t["precision@2"] == 0.5  # top-2 by accuracy {94, 93}, by the score {91, 93}
+    # an oracle score takes the best cell first and has no regret
+    oracle = rankstats.top_quality(acc, acc)
+    assert oracle["regret@1"] == 0.0 and oracle["rank1_share_better"] == 0.0
+    assert oracle["precision@5"] == 1.0
+
+
 def test_bootstrap_ci_brackets_the_estimate():
     rng = np.random.default_rng(1)
     x = rng.normal(size=200)
@@ -383,7 +400,9 @@ def test_benchmark_json_shape_and_values(tmp_path):
     assert res.scores["neg"]["c10_acc"]["kendall"] == pytest.approx(1.0)
     assert res.top10["size"]["c10_acc"] == 1.0  # k = min(10, 5): everything is in the top
     doc = json.loads(json.dumps(res.to_json()))
-    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors"}
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors", "top"}
+    assert doc["top"]["size"]["c10_acc"]["regret@1"] == 0.0  # 'size' ranks c10 exactly
+    assert doc["top"]["size"]["c100_acc"]["rank1_share_better"] == pytest.approx(0.8)
     assert doc["anchors"] == {}  # this truth has no naslib_* / params_m / flops_m column
     assert doc["n"] == 5 and isinstance(doc["seconds_per_cell"], float)
     assert set(doc["scores"]) == {"size", "neg"}
@@ -499,7 +518,9 @@ def test_cli_benchmark_json(tmp_path, capsys):
     assert code == 0
     assert "params" in capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors"}
+    assert set(doc) == {"n", "seconds_per_cell", "default", "scores", "anchors", "top"}
+    assert doc["top"]["params"]["x_acc"]["regret@1"] == 0.0  # params ranks x_acc exactly
+    assert doc["top"]["params"]["y_acc"]["rank1_share_better"] > 0.5  # and y_acc backwards
     assert (
         doc["anchors"] == {}
     )  # this truth has no naslib_* / params_m / flops_m column and doc["n"] == 4

@@ -132,6 +132,14 @@ def test_search_leaderboard_export_plot_end_to_end(
     again = run(search_args(db, 6), env, tmp_path)
     assert again.returncode == 0 and "nothing to run" in again.stderr
     assert "6 trials —" in again.stderr and " s —" not in again.stderr
+    # --refine K: the top K trained briefly and re-ranked after the search (stored: a rerun
+    # reads them back)
+    refined = run(search_args(db, 6, "--refine", "2"), env, tmp_path)
+    assert refined.returncode == 0, refined.stderr
+    assert "refining the top 2" in refined.stderr and "rank 1 after refinement" in refined.stdout
+    assert "trained 2" in refined.stdout
+    again = run(search_args(db, 6, "--refine", "2"), env, tmp_path)
+    assert "trained 0, read back from the study 2" in " ".join(again.stdout.split())
 
     # The other commands read the study; they run in this process (same entry point, no torch
     # import per command).

@@ -190,3 +190,39 @@ def test_validate_cli(tiny_study, tmp_path, capsys):
     assert main(["validate", "--storage", tiny_study, "--study", "tiny", "--optimizer", "x"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "optimizer" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# refine(): the top-K re-ranked by a short training run
+# ---------------------------------------------------------------------------------------------
+def test_refine_reranks_the_top_by_trained_accuracy_and_reuses_validate_results(tiny_study):
+    from nasntk.refine import refine
+    from nasntk.study import load_study
+
+    study = load_study(tiny_study, "tiny")
+    opts = dict(top=4, epochs=2, n=200, batch_size=32)
+    res = refine(study, **opts)
+    assert [r["refined_rank"] for r in res.rows] == [1, 2, 3, 4]
+    # the same four candidates as the zero-cost top 4, now ordered by validation accuracy (ties
+    # keep the zero-cost order)
+    assert sorted(r["rank"] for r in res.rows) == [1, 2, 3, 4]
+    keys = [(-r["val_acc"], r["rank"]) for r in res.rows]
+    assert keys == sorted(keys) and res.best is res.rows[0]
+    # each accuracy is validate's for the same budget (one store: the second call trains nothing)
+    ref = V.validate(study, top=4, random_k=0, epochs=2, n=200, batch_size=32)
+    assert ref.trained == 0 and ref.reused == 4
+    by_trial = {r["trial"]: r["val_acc"] for r in ref.rows}
+    assert all(r["val_acc"] == by_trial[r["trial"]] for r in res.rows)
+    again = refine(study, **opts)
+    assert again.trained == 0 and [r["trial"] for r in again.rows] == [r["trial"] for r in res.rows]
+    with pytest.raises(NasntkError, match="positive number"):
+        refine(study, top=0)
+
+
+def test_refine_cli(tiny_study, capsys):
+    from nasntk.cli.main import main
+
+    args = ["refine", "--storage", tiny_study, "--study", "tiny", "--top", "2", "--n", "200"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "rank 1 after refinement" in out and "zero-cost rank" in out

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the spaces import torch
 __all__ = ["PRUNERS", "SAMPLERS", "grid_of", "make_pruner", "make_sampler", "worker_seed"]
 
 #: Samplers by name.
-SAMPLERS = ("tpe", "random", "nsga2", "grid")
+SAMPLERS = ("tpe", "evolution", "local", "random", "nsga2", "grid")
 #: Pruners by name (``None`` picks successive halving when ``n_low`` is given, else none).
 PRUNERS = ("none", "sha", "median", "hyperband")
 
@@ -30,12 +30,17 @@ def make_sampler(
     space: SearchSpace,
     parallel: bool = False,
 ) -> optuna.samplers.BaseSampler:
-    """A sampler by name; TPE uses the constant liar when several workers share the study."""
+    """A sampler by name; TPE uses the constant liar when several workers share the study.
+    ``evolution`` and ``local`` mutate the study's trials (:mod:`nasntk.study.mutation`)."""
     if isinstance(sampler, optuna.samplers.BaseSampler):
         return sampler
     with no_warnings():
         if sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+        if sampler in ("evolution", "local"):
+            from nasntk.study.mutation import EvolutionSampler, LocalSearchSampler
+
+            return (EvolutionSampler if sampler == "evolution" else LocalSearchSampler)(seed=seed)
         if sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if sampler == "nsga2":
