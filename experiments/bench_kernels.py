@@ -1,6 +1,7 @@
 """Benchmark the kernel engine against the naive per-sample loop and the batched limit.
 
-For each timm model (32×32 inputs, O = 10, ``pretrained=False``) and each N, side by side in one
+For each model (timm models at 32×32 inputs, O = 10, ``pretrained=False``; ``nb201``: an NB201
+cell network of the nb201 space, C=16, N=5), each N and each thread count, side by side in one
 run, every measurement in a fresh subprocess (so that peak RSS, ``ru_maxrss``, is its own):
 
 * ``pntk``    nasntk pNTK (implementation="auto": the per-layer structured path here)
@@ -9,13 +10,15 @@ run, every measurement in a fresh subprocess (so that peak RSS, ``ru_maxrss``, i
 * ``loop``    per-sample autograd loop: N backward passes of f̄(xₙ), J [N, P] stored, K = J Jᵀ
 * ``fwdbwd``  the limit: one batched forward + backward of f̄ summed over the same N samples
 
-Prints time, peak RSS (and the increase over the process after setup), and the ratios
-eNTK/pNTK, loop/pNTK and pNTK/fwdbwd. On CUDA the peak is ``torch.cuda.max_memory_allocated``.
-Each method is warmed up with one small forward + backward and timed ``--repeat`` times; the
-best is kept. On a shared CPU, wall time depends on the neighbours, so ratios use process CPU
-time (``--clock wall`` to change; both are printed).
+Prints wall and CPU time, peak RSS (and the increase over the process after setup), and the
+ratios eNTK/pNTK, loop/pNTK and pNTK/fwdbwd on both clocks. On CUDA the peak is
+``torch.cuda.max_memory_allocated``. Each method is warmed up (one small forward + backward, and
+one call of the method itself) and timed ``--repeat`` times; the best is kept. ``--busy K`` runs
+K other CPU-bound processes (a float32 matmul loop each, one thread) for the whole run, as a
+shared machine would: the oversubscribed case.
 
-    python experiments/bench_kernels.py                          # 4 models, N = 64 128 256
+    python experiments/bench_kernels.py                          # 5 models, N = 16 … 256, 1 and 2 threads
+    python experiments/bench_kernels.py --n 16,24 --threads 1,2 --busy 1 --methods fwdbwd,pntk,loop
     python experiments/bench_kernels.py --models resnet18 --n 64 --entk-max-n 64
     python experiments/bench_kernels.py --resnet50               # pNTK of resnet50 at N = 1000
 """
@@ -31,10 +34,18 @@ import subprocess
 import sys
 import time
 
-MODELS = ["resnet18", "mobilenetv3_small_100", "efficientnet_b0", "vit_tiny_patch16_224"]
+MODELS = ["mobilenetv3_small_050", "resnet18", "efficientnet_b0", "vit_tiny_patch16_224", "nb201"]
+NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 
 
 def build(name: str, num_classes: int = 10):
+    if name == "nb201":
+        from nasntk.search_spaces import get as get_space
+
+        space = get_space("nb201")
+        return space.build(
+            space.parse(NB201_CELL), num_classes=num_classes, in_chans=3, img_size=32
+        )
     import timm
 
     kw = {"img_size": 32, "patch_size": 4} if name.startswith("vit") else {}
@@ -91,6 +102,8 @@ def child(cfg: dict) -> dict:
 
     model(x[: min(8, cfg["n"])]).sum().backward()  # warm-up (one-time kernel set-up)
     model.zero_grad(set_to_none=True)
+    if method in ("pntk", "vmap", "entk"):
+        run()  # the method's own one-time set-up (allocator, first dispatch), as in a search
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -105,6 +118,16 @@ def child(cfg: dict) -> dict:
         cpu.append(time.process_time() - c)
     peak = _rss_mb() if dev.type != "cuda" else torch.cuda.max_memory_allocated() / 2**20
     return {"wall": min(wall), "cpu": min(cpu), "peak_mb": peak, "base_mb": base}
+
+
+def busy() -> None:
+    """A CPU-bound neighbour: float32 matmuls on one thread, forever."""
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.randn(256, 256)
+    while True:
+        a = torch.tanh(a @ a)
 
 
 def measure(cfg: dict, timeout: float) -> dict:
@@ -129,33 +152,52 @@ def fmt(r: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--n", default="64,128,256", help="comma-separated sample counts")
+    ap.add_argument("--n", default="16,24,64,128,256", help="comma-separated sample counts")
     ap.add_argument("--methods", default="fwdbwd,pntk,loop,entk,vmap")
     ap.add_argument("--entk-max-n", type=int, default=64, help="skip eNTK above this N")
     ap.add_argument("--vmap-max-n", type=int, default=64, help="skip vmap above this N")
     ap.add_argument("--loop-max-bytes", type=float, default=3e9, help="skip loop if J is larger")
-    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads")
+    ap.add_argument("--threads", default="1,2", help="comma-separated torch / OpenMP threads")
+    ap.add_argument("--busy", type=int, default=0, help="CPU-bound neighbour processes")
     ap.add_argument("--repeat", type=int, default=2, help="timings per measurement (best kept)")
-    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="clock for ratios")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-memory", type=float, default=None, help="nasntk budget (bytes)")
     ap.add_argument("--timeout", type=float, default=1200, help="per measurement (s)")
     ap.add_argument("--resnet50", action="store_true", help="only: pNTK of resnet50, N=1000")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--busy-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
+    if args.busy_child:
+        busy()
+        return
+    neighbours = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--busy-child"], env=dict(os.environ, OMP_NUM_THREADS="1")
+        )  # fmt: skip
+        for _ in range(args.busy)
+    ]
+    try:
+        _run(args)
+    finally:
+        for p in neighbours:
+            p.kill()
+
+
+def _run(args: argparse.Namespace) -> None:
     models, ns, methods = args.models.split(","), [int(v) for v in args.n.split(",")], None
     methods = args.methods.split(",")
     if args.resnet50:
         models, ns, methods = ["resnet50"], [1000], ["fwdbwd", "pntk"]
+    threads = [int(t) for t in str(args.threads).split(",")]
     print(
-        f"device={args.device} threads={args.threads} max_memory={args.max_memory} "
-        f"repeat={args.repeat} ratios on {args.clock} time"
+        f"device={args.device} threads={threads} busy neighbours={args.busy} "
+        f"max_memory={args.max_memory} repeat={args.repeat}"
     )
     head = (
-        f"{'model':<22} {'N':>5} {'method':<7} {'wall':>9} {'cpu':>9} "
+        f"{'model':<22} {'N':>5} {'thr':>3} {'method':<7} {'wall':>9} {'cpu':>9} "
         f"{'peak RSS (+ over setup)':>23}"
     )
     print(head)
@@ -163,39 +205,40 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for model in models:
         for n in ns:
-            res = {}
-            for method in methods:
-                if method == "entk" and n > args.entk_max_n:
-                    continue
-                if method == "vmap" and n > args.vmap_max_n:
-                    continue
-                cfg = {
-                    "model": model,
-                    "n": n,
-                    "method": method,
-                    "threads": args.threads,
-                    "device": args.device,
-                    "max_memory": args.max_memory,
-                    "loop_max_bytes": args.loop_max_bytes,
-                    "repeat": args.repeat,
-                }
-                res[method] = measure(cfg, args.timeout)
-                print(f"{model:<22} {n:>5} {method:<7} {fmt(res[method])}", flush=True)
-            rows.append((model, n, res))
+            for t in threads:
+                res = {}
+                for method in methods:
+                    if method == "entk" and n > args.entk_max_n:
+                        continue
+                    if method == "vmap" and n > args.vmap_max_n:
+                        continue
+                    cfg = {
+                        "model": model,
+                        "n": n,
+                        "method": method,
+                        "threads": t,
+                        "device": args.device,
+                        "max_memory": args.max_memory,
+                        "loop_max_bytes": args.loop_max_bytes,
+                        "repeat": args.repeat,
+                    }
+                    res[method] = measure(cfg, args.timeout)
+                    print(f"{model:<22} {n:>5} {t:>3} {method:<7} {fmt(res[method])}", flush=True)
+                rows.append((model, n, t, res))
     print(
-        f"\nratios ({args.clock} time):  eNTK/pNTK (target >= 8)   loop/pNTK (>= 5)   "
+        "\nratios, wall / cpu time:   eNTK/pNTK (target >= 8)   loop/pNTK (>= 5)   "
         "pNTK/fwdbwd (<= 3)   vmap/pNTK"
     )
-    for model, n, res in rows:
+    for model, n, t, res in rows:
 
         def ratio(a: str, b: str, res=res) -> str:
             ra, rb = res.get(a, {}), res.get(b, {})
-            if args.clock in ra and args.clock in rb:
-                return f"{ra[args.clock] / rb[args.clock]:8.1f}x"
-            return f"{'—':>9}"
+            if "wall" in ra and "wall" in rb:
+                return f"{ra['wall'] / rb['wall']:5.1f}/{ra['cpu'] / max(rb['cpu'], 1e-9):<5.1f}"
+            return f"{'—':>11}"
 
         print(
-            f"{model:<22} {n:>5} {ratio('entk', 'pntk'):>24} {ratio('loop', 'pntk'):>18} "
+            f"{model:<22} {n:>5} {t:>3} {ratio('entk', 'pntk'):>21} {ratio('loop', 'pntk'):>18} "
             f"{ratio('pntk', 'fwdbwd'):>19} {ratio('vmap', 'pntk'):>12}"
         )
 

@@ -369,6 +369,41 @@ def test_model_is_not_modified():
     assert not net[0].weight.requires_grad and net[3].weight.requires_grad
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # no gradient, hook or new buffer is left on the caller's modules
+    assert all(p.grad is None for p in net.parameters())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+
+
+def test_private_copy_shares_storage_and_owns_everything_else():
+    from nasntk.kernels.prepare import private_copy
+
+    net = small_cnn().train()
+    cp = private_copy(net)
+    assert cp is not net and all(a is not b for a, b in zip(cp.modules(), net.modules(), strict=True))
+    for (name, p), q in zip(net.named_parameters(), cp.parameters(), strict=True):
+        assert q is not p and q.data_ptr() == p.data_ptr(), name  # the same numbers, no copy
+    bn = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)][0]
+    bn_cp = [m for m in cp.modules() if isinstance(m, nn.BatchNorm2d)][0]
+    assert bn_cp.running_mean.data_ptr() != bn.running_mean.data_ptr()  # its own statistics
+    cp.eval()
+    cp[0].weight.requires_grad_(False)
+    cp[0].register_forward_hook(lambda *a: None)
+    assert net.training and net[0].weight.requires_grad and not net[0]._forward_hooks
+
+    class KeepsAModuleAside(nn.Module):  # a module outside _modules: only a deep copy remaps it
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = small_cnn()
+            self.__dict__["alias"] = self.body[0]
+
+        def forward(self, x):
+            return self.body(x)
+
+    odd = KeepsAModuleAside()
+    cp = private_copy(odd)
+    assert cp.alias is cp.body[0] and cp.alias is not odd.body[0]
+    x = images(5, 18)
+    assert torch.allclose(pntk(odd, x, bn="frozen"), pntk(odd.body, x, bn="frozen"))
 
 
 def test_frozen_parameters_do_not_count():

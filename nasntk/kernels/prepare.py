@@ -1,8 +1,9 @@
 """Turn a caller's model and inputs into a private, ready-to-differentiate setup.
 
-Nothing here touches the caller's model: it is deep-copied, the copy is moved to the compute
-device, put in the mode the BatchNorm option asks for, and only the chosen parameters of the copy
-require gradients.
+Nothing here touches the caller's model: it is copied (:func:`private_copy`: new module objects
+whose parameters share the caller's storage, so a call's fixed cost does not grow with the
+model's size), the copy is moved to the compute device, put in the mode the BatchNorm option asks
+for, and only the chosen parameters of the copy require gradients.
 
 BatchNorm modes (``bn=``):
 
@@ -179,6 +180,62 @@ def freeze_batch_statistics(model: nn.Module, x: Tensor, layers: list[_BatchNorm
         return model(x)
 
 
+def _structural_copy(module: nn.Module, memo: dict[int, nn.Module]) -> nn.Module | None:
+    """A new module object for ``module`` and (recursively) its children, sharing parameter and
+    buffer storage; ``None`` when ``module`` keeps a module or tensor outside its registries
+    (``_modules`` / ``_parameters`` / ``_buffers``), which only a deep copy remaps correctly."""
+    if id(module) in memo:
+        return memo[id(module)]
+    new = module.__class__.__new__(module.__class__)
+    state = dict(module.__dict__)
+    for key, value in state.items():
+        if key in ("_modules", "_parameters", "_buffers"):
+            continue
+        if isinstance(value, (nn.Module, Tensor)):
+            return None
+        if isinstance(value, (list, tuple)) and any(isinstance(v, (nn.Module, Tensor)) for v in value):
+            return None
+        if isinstance(value, dict):
+            if any(isinstance(v, (nn.Module, Tensor)) for v in value.values()):
+                return None
+            state[key] = type(value)(value) if key.startswith("_") else value
+    memo[id(module)] = new
+    children = {}
+    for name, child in module._modules.items():
+        if child is None:
+            children[name] = None
+            continue
+        copied = _structural_copy(child, memo)
+        if copied is None:
+            return None
+        children[name] = copied
+    state["_modules"] = type(module._modules)(children)
+    state["_parameters"] = type(module._parameters)(
+        (k, None if p is None else nn.Parameter(p.detach(), requires_grad=p.requires_grad))
+        for k, p in module._parameters.items()
+    )
+    state["_buffers"] = type(module._buffers)(module._buffers)
+    new.__dict__.update(state)
+    return new
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` the kernel may put in any mode and hook: new module objects (their
+    flags, hook registries and parameter objects are their own) whose parameters and buffers
+    share the caller's storage, and BatchNorm running statistics of their own (the frozen mode
+    overwrites them). Falls back to ``copy.deepcopy`` for a model that keeps modules or tensors
+    outside the registries. The kernel never writes a parameter."""
+    copied = _structural_copy(model, {})
+    if copied is None:
+        return copy.deepcopy(model)
+    for m in batchnorms(copied):
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            b = m._buffers.get(name)
+            if b is not None:
+                m._buffers[name] = b.clone()
+    return copied
+
+
 def _check_output(out: object, n: int) -> int:
     if not isinstance(out, Tensor):
         raise NasntkError(
@@ -210,7 +267,7 @@ def prepare(
     names = _select(model, params)
     dev = resolve_device(device)
 
-    net = copy.deepcopy(model).to(dev)
+    net = private_copy(model).to(dev)
     net.eval()
     keep = set(names)
     for name, p in net.named_parameters():
