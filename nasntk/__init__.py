@@ -3,6 +3,7 @@
 The public Python API (the CLI is a thin layer over it)::
 
     from nasntk import pntk, entk, kernel      # kernels of any torch.nn.Module
+    from nasntk import pntk_fn                 # a kernel function: set up once, many batches
     from nasntk import score, load_data        # named scores of a model or a spec; data sources
     from nasntk import search, build           # Optuna search; rebuild a leaderboard row
     from nasntk import benchmark, validate     # rank quality against ground truth / short training
@@ -29,6 +30,7 @@ _LAZY = {
     "pntk": "nasntk.kernels",
     "entk": "nasntk.kernels",
     "kernel": "nasntk.kernels",
+    "pntk_fn": "nasntk.kernels",
     "load_data": "nasntk.data",
     "score": "nasntk.proxies",
     "get_space": "nasntk.search_spaces",
@@ -49,6 +51,7 @@ __all__ = [
     "kernel",
     "load_data",
     "pntk",
+    "pntk_fn",
     "refine",
     "score",
     "search",
@@ -58,7 +61,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from nasntk.data import load as load_data
     from nasntk.evaluation import benchmark
-    from nasntk.kernels import entk, kernel, pntk
+    from nasntk.kernels import entk, kernel, pntk, pntk_fn
     from nasntk.proxies import score
     from nasntk.refine import refine
     from nasntk.search_spaces import get as get_space

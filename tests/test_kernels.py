@@ -379,7 +379,9 @@ def test_private_copy_shares_storage_and_owns_everything_else():
 
     net = small_cnn().train()
     cp = private_copy(net)
-    assert cp is not net and all(a is not b for a, b in zip(cp.modules(), net.modules(), strict=True))
+    assert cp is not net and all(
+        a is not b for a, b in zip(cp.modules(), net.modules(), strict=True)
+    )
     for (name, p), q in zip(net.named_parameters(), cp.parameters(), strict=True):
         assert q is not p and q.data_ptr() == p.data_ptr(), name  # the same numbers, no copy
     bn = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)][0]
@@ -565,9 +567,9 @@ def test_one_sample_probe_is_checked_on_the_first_batch(monkeypatch):
 
     def recording(*args, **kwargs):
         sizes.append(kwargs["sizes"])
-        return structured.probe(*args, **kwargs)
+        return structured.trace_probe(*args, **kwargs)
 
-    monkeypatch.setattr(api, "probe", recording)
+    monkeypatch.setattr(api, "trace_probe", recording)
     kernel(small_cnn().to(DT), images(3, 1), implementation="structured", device="cpu")
     assert sizes == [(1,)]  # every layer carries the samples first: no second probe
     torch.manual_seed(0)
@@ -579,6 +581,35 @@ def test_one_sample_probe_is_checked_on_the_first_batch(monkeypatch):
         got = kernel(net, x1, x2, implementation="structured", chunk_size=chunk, device="cpu")
         assert sizes == [(1,), (1, 2)]
         assert rel(got, p_ref) < 1e-5
+
+
+@pytest.mark.parametrize("bn", ["eval", "frozen", "batch"])
+def test_kernel_fn_equals_kernel_on_every_batch_and_probes_once(bn, monkeypatch):
+    """A kernel function is set up once: each batch gives what a fresh ``kernel`` call gives
+    (frozen BatchNorm takes each batch's own statistics), the per-layer probe runs once per input
+    shape, and in-place updates of the caller's parameters are seen."""
+    from nasntk.kernels import api, kernel_fn, structured
+
+    traced = []
+
+    def counting(*args, **kwargs):
+        traced.append(kwargs["sizes"])
+        return structured.trace_probe(*args, **kwargs)
+
+    monkeypatch.setattr(api, "trace_probe", counting)
+    net = small_cnn()
+    fn = kernel_fn(net, bn=bn, device="cpu")
+    batches = [(images(5, 31), None), (images(4, 32), images(3, 33)), (images(6, 34), None)]
+    for x1, x2 in batches:
+        assert torch.allclose(fn(x1, x2), kernel(net, x1, x2, bn=bn, device="cpu"), atol=1e-12)
+    if bn != "batch":  # the structured path: one probe for the three batches of fn
+        assert traced.count((1,)) == 1 + len(batches)  # fn once, each kernel() call once
+    with torch.no_grad():
+        net[-1].weight.mul_(2.0)  # an optimiser-like in-place step on the caller's model
+    x = images(5, 35)
+    assert torch.allclose(fn(x), kernel(net, x, bn=bn, device="cpu"), atol=1e-12)
+    small = images(3, 36, size=6)  # another input shape: probed anew
+    assert torch.allclose(fn(small), kernel(net, small, bn=bn, device="cpu"), atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["test_vit", "test_convnext", "test_nfnet"])
@@ -660,14 +691,14 @@ def test_nothing_outlives_the_call(implementation, bn, monkeypatch):
     from nasntk.kernels import api
 
     refs = []
-    real = api.prepare
+    real = api.prepare_model
 
     def spy(*args, **kwargs):
-        setup = real(*args, **kwargs)
-        refs.append(weakref.ref(next(iter(setup.params.values()))))
-        return setup
+        prepared = real(*args, **kwargs)
+        refs.append(weakref.ref(next(iter(prepared.params.values()))))
+        return prepared
 
-    monkeypatch.setattr(api, "prepare", spy)
+    monkeypatch.setattr(api, "prepare_model", spy)
     torch.manual_seed(0)
     kernel(Zoo().to(DT), images(3, 26), kind="trace", bn=bn, implementation=implementation)
     gc.collect()

@@ -2,6 +2,7 @@
 
     from nasntk.kernels import pntk, entk, kernel
     K = pntk(model, x)                  # [N, N]
+    fn = pntk_fn(model); fn(x); fn(y)   # set up once, then one kernel per batch
     E = entk(model, x1, x2)             # [N1·O, N2·O], row n·O + j
     T = kernel(model, x, kind="trace")  # one of pntk | entk | first | trace | proj
     compare(model, x)                   # timings, condition numbers, ‖eNTK − K⊗I‖/‖eNTK‖
@@ -15,7 +16,16 @@ memory budget), ``vmap`` (generic torch.func features), ``structured`` (per-laye
 
 from __future__ import annotations
 
-from .api import DEFAULT_MAX_MEMORY, IMPLEMENTATIONS, entk, kernel, pntk
+from .api import (
+    DEFAULT_MAX_MEMORY,
+    IMPLEMENTATIONS,
+    KernelFn,
+    entk,
+    kernel,
+    kernel_fn,
+    pntk,
+    pntk_fn,
+)
 from .compare import compare, condition_number, kron_error
 from .prepare import BN_MODES
 from .projections import KINDS
@@ -25,10 +35,13 @@ __all__ = [
     "DEFAULT_MAX_MEMORY",
     "IMPLEMENTATIONS",
     "KINDS",
+    "KernelFn",
     "compare",
     "condition_number",
     "entk",
     "kernel",
+    "kernel_fn",
     "kron_error",
     "pntk",
+    "pntk_fn",
 ]

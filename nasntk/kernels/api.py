@@ -20,9 +20,17 @@ from torch import Tensor, nn
 from nasntk.errors import NasntkError
 
 from . import gram
-from .prepare import Setup, prepare
+from .prepare import PreparedModel, Setup, prepare_model, with_batch
 from .projections import KINDS, projection
-from .structured import Recheck, StructuredFeatures, Unsupported, probe, working_bytes
+from .structured import (
+    Probed,
+    Recheck,
+    StructuredFeatures,
+    Unsupported,
+    plan_probe,
+    trace_probe,
+    working_bytes,
+)
 from .vmap import BatchFeatures, PerSampleFeatures
 
 IMPLEMENTATIONS = ("auto", "vmap", "structured")
@@ -84,7 +92,13 @@ def _vmap_kernel(
 
 
 def _structured_kernel(
-    setup: Setup, proj: Tensor, full: bool, chunk_size: int | None, budget: int, auto: bool
+    setup: Setup,
+    proj: Tensor,
+    full: bool,
+    chunk_size: int | None,
+    budget: int,
+    auto: bool,
+    probes: dict | None = None,
 ) -> Tensor:
     """Per-layer kernel (:mod:`.structured`) plus the generic kernel of the leftover parameters.
 
@@ -95,10 +109,19 @@ def _structured_kernel(
     """
     if setup.bn == "batch" or not setup.x.is_floating_point():
         raise Unsupported("samples are not independent or inputs are not floating point")
+    probes = {} if probes is None else probes
+    key = (tuple(setup.x.shape[1:]), setup.x.dtype, tuple(proj.shape))
+    if key in probes:  # a probe of this input shape already ran through this prepared model
+        return _structured_pass(setup, proj, full, chunk_size, budget, auto, probes[key])
     try:
-        return _structured_pass(setup, proj, full, chunk_size, budget, auto, (1,))
+        probed = trace_probe(setup, proj, sizes=(1,))
+        out = _structured_pass(setup, proj, full, chunk_size, budget, auto, probed)
     except Recheck:
-        return _structured_pass(setup, proj, full, chunk_size, budget, auto, (1, 2))
+        probed = trace_probe(setup, proj, sizes=(1, 2))
+        out = _structured_pass(setup, proj, full, chunk_size, budget, auto, probed)
+    probed.checked = True
+    probes[key] = probed
+    return out
 
 
 def _structured_pass(
@@ -108,9 +131,9 @@ def _structured_pass(
     chunk_size: int | None,
     budget: int,
     auto: bool,
-    probe_sizes: tuple[int, ...],
+    probed: Probed,
 ) -> Tensor:
-    plans, leftovers = probe(setup, proj, full, sizes=probe_sizes)
+    plans, leftovers = plan_probe(setup, probed, proj, full)
     if not plans:
         raise Unsupported("no parameter is used by a layer the per-layer path covers")
     if auto and sum(setup.params[k].numel() for k in leftovers) * 2 > setup.num_params:
@@ -124,7 +147,7 @@ def _structured_pass(
         chunk = _chunk(setup, chunk_size, r, budget, rows)
     store = setup.x.element_size()
     sizes = {i: p.row_bytes(r, store) for i, p in enumerate(plans)}
-    unchecked = plans if len(probe_sizes) == 1 else None
+    unchecked = plans if len(probed.sizes) == 1 and not probed.checked else None
     feats = StructuredFeatures(setup, proj, chunk, budget, unchecked)
     groups = [
         ([plans[i] for i in items], b)
@@ -144,6 +167,99 @@ def _structured_pass(
     if leftovers:
         out = out + _vmap_kernel(setup, proj, full, chunk_size, budget, names=leftovers)
     return out
+
+
+class KernelFn:
+    """``fn(x1, x2=None) -> Tensor``: the kernel of one model, set up once for many batches.
+
+    Made by :func:`kernel_fn` (in the spirit of neural-tangents' ``empirical_ntk_fn``). What does
+    not change between calls is done once: the private copy of the model in its BatchNorm mode
+    (:func:`~.prepare.prepare_model`), the output size per input shape, and the per-layer path's
+    probe (the traced forward and backward that finds the layer calls) per input shape. The
+    function reads the model's parameter values at each call (the copy shares their storage, so
+    in-place updates such as optimiser steps are seen); a structural change (new modules or
+    parameter objects) needs a new function.
+    """
+
+    def __init__(self, model: nn.Module, **opts) -> None:
+        kind = opts.get("kind", "pntk")
+        implementation = opts.get("implementation", "auto")
+        if kind not in KINDS:
+            raise NasntkError(f"unknown kernel kind {kind!r}; choose one of {', '.join(KINDS)}")
+        if implementation not in IMPLEMENTATIONS:
+            raise NasntkError(
+                f"unknown implementation {implementation!r}; choose one of "
+                f"{', '.join(IMPLEMENTATIONS)}"
+            )
+        self.opts = opts
+        self.budget = _budget(opts.get("max_memory"))
+        self._model = model
+        self._prepared: PreparedModel | None = None
+        self._probes: dict = {}
+
+    def __call__(self, x1: Tensor, x2: Tensor | None = None) -> Tensor:
+        o = self.opts
+        kind, bn = o.get("kind", "pntk"), o.get("bn", "eval")
+        implementation = o.get("implementation", "auto")
+        chunk_size = o.get("chunk_size")
+        if self._prepared is None:
+            self._prepared = prepare_model(
+                self._model,
+                params=o.get("params", "all"),
+                bn=bn,
+                dtype=o.get("dtype", torch.float64),
+                device=o.get("device", "auto"),
+                like=x1 if isinstance(x1, Tensor) else None,
+            )
+        setup = with_batch(self._prepared, x1, x2)
+        fdtype = setup.x.dtype if setup.x.is_floating_point() else torch.float32
+        proj = projection(
+            kind, setup.num_outputs, proj_dim=o.get("proj_dim", 8), seed=o.get("seed", 0),
+            dtype=fdtype, device=setup.device,
+        )  # fmt: skip
+        full = kind == "entk"
+        with torch.enable_grad():
+            if implementation == "vmap" or (implementation == "auto" and bn == "batch"):
+                return _vmap_kernel(setup, proj, full, chunk_size, self.budget)
+            try:
+                auto = implementation == "auto"
+                return _structured_kernel(
+                    setup, proj, full, chunk_size, self.budget, auto, self._probes
+                )
+            except Unsupported as exc:
+                if implementation == "structured":
+                    raise NasntkError(
+                        f"implementation='structured' cannot handle this case: {exc}"
+                    ) from exc
+                return _vmap_kernel(setup, proj, full, chunk_size, self.budget)
+
+
+def kernel_fn(
+    model: nn.Module,
+    *,
+    kind: str = "pntk",
+    params: str = "all",
+    bn: str = "eval",
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "auto",
+    chunk_size: int | None = None,
+    max_memory: int | None = None,
+    implementation: str = "auto",
+    proj_dim: int = 8,
+    seed: int = 0,
+) -> KernelFn:
+    """A kernel function of ``model``: ``kernel_fn(model, **opts)(x1, x2)`` equals
+    ``kernel(model, x1, x2, **opts)``, and repeated calls reuse the set-up (:class:`KernelFn`)."""
+    return KernelFn(
+        model, kind=kind, params=params, bn=bn, dtype=dtype, device=device,
+        chunk_size=chunk_size, max_memory=max_memory, implementation=implementation,
+        proj_dim=proj_dim, seed=seed,
+    )  # fmt: skip
+
+
+def pntk_fn(model: nn.Module, **opts) -> KernelFn:
+    """``pntk_fn(model, **opts)(x1, x2)`` = ``pntk(model, x1, x2, **opts)``, set up once."""
+    return kernel_fn(model, kind="pntk", **opts)
 
 
 def kernel(
@@ -184,31 +300,11 @@ def kernel(
         [N1, N2] (``entk``: [N1·O, N2·O], row n·O + j) in ``dtype`` on the compute device.
         The caller's model is never modified.
     """
-    if kind not in KINDS:
-        raise NasntkError(f"unknown kernel kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if implementation not in IMPLEMENTATIONS:
-        raise NasntkError(
-            f"unknown implementation {implementation!r}; choose one of {', '.join(IMPLEMENTATIONS)}"
-        )
-    budget = _budget(max_memory)
-    setup = prepare(model, x1, x2, params=params, bn=bn, dtype=dtype, device=device)
-    fdtype = setup.x.dtype if setup.x.is_floating_point() else torch.float32
-    proj = projection(
-        kind, setup.num_outputs, proj_dim=proj_dim, seed=seed, dtype=fdtype, device=setup.device
-    )
-    full = kind == "entk"
-    with torch.enable_grad():
-        if implementation == "vmap" or (implementation == "auto" and bn == "batch"):
-            return _vmap_kernel(setup, proj, full, chunk_size, budget)
-        try:
-            auto = implementation == "auto"
-            return _structured_kernel(setup, proj, full, chunk_size, budget, auto)
-        except Unsupported as exc:
-            if implementation == "structured":
-                raise NasntkError(
-                    f"implementation='structured' cannot handle this case: {exc}"
-                ) from exc
-            return _vmap_kernel(setup, proj, full, chunk_size, budget)
+    return kernel_fn(
+        model, kind=kind, params=params, bn=bn, dtype=dtype, device=device,
+        chunk_size=chunk_size, max_memory=max_memory, implementation=implementation,
+        proj_dim=proj_dim, seed=seed,
+    )(x1, x2)  # fmt: skip
 
 
 def pntk(model: nn.Module, x1: Tensor, x2: Tensor | None = None, **opts) -> Tensor:

@@ -193,7 +193,9 @@ def _structural_copy(module: nn.Module, memo: dict[int, nn.Module]) -> nn.Module
             continue
         if isinstance(value, (nn.Module, Tensor)):
             return None
-        if isinstance(value, (list, tuple)) and any(isinstance(v, (nn.Module, Tensor)) for v in value):
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(v, (nn.Module, Tensor)) for v in value
+        ):
             return None
         if isinstance(value, dict):
             if any(isinstance(v, (nn.Module, Tensor)) for v in value.values()):
@@ -246,6 +248,104 @@ def _check_output(out: object, n: int) -> int:
     return int(out.shape[1])
 
 
+@dataclass
+class PreparedModel:
+    """The private copy of a model in the mode a kernel needs, reusable for many batches.
+
+    ``layers``: the BatchNorm layers that take each batch's own statistics (all of them for
+    ``bn="frozen"``; in eval mode those without running statistics). ``num_outputs`` is found
+    on the first batch of each input shape.
+    """
+
+    net: nn.Module
+    names: list[str]
+    bn: str
+    dtype: torch.dtype
+    device: torch.device
+    float_dtype: torch.dtype
+    layers: list[_BatchNorm]
+    params: dict[str, Tensor]
+    constants: dict[str, Tensor]
+    outputs: dict[tuple, int] = field(default_factory=dict)
+
+
+def prepare_model(
+    model: nn.Module,
+    *,
+    params: str = "all",
+    bn: str = "eval",
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = "auto",
+    like: Tensor | None = None,
+) -> PreparedModel:
+    """Validate the options, copy the model (:func:`private_copy`), move it to the device and
+    set its BatchNorm mode and differentiated parameters (see the module docstring). ``like``:
+    a batch whose dtype stands in for a model without floating parameters."""
+    if not isinstance(model, nn.Module):
+        raise NasntkError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if bn not in BN_MODES:
+        raise NasntkError(f"bn must be one of {BN_MODES}; got {bn!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise NasntkError(f"dtype must be a floating torch dtype; got {dtype!r}")
+    names = _select(model, params)
+    dev = resolve_device(device)
+
+    net = private_copy(model).to(dev)
+    net.eval()
+    keep = set(names)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name in keep)
+    default = like.dtype if like is not None else torch.get_default_dtype()
+    float_dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), default)
+
+    layers = batchnorms(net)
+    if bn == "eval":
+        layers = [m for m in layers if m.running_mean is None]
+    if bn == "frozen" or layers and bn == "eval":
+        for m in layers:  # placeholders until the batch statistics are set (Setup.pending)
+            if m.running_mean is None:
+                c = m.num_features
+                m.register_buffer("running_mean", torch.zeros(c, device=dev, dtype=float_dtype))
+                m.register_buffer("running_var", torch.ones(c, device=dev, dtype=float_dtype))
+                m.track_running_stats = True
+            m.eval()
+    else:
+        layers = []
+    if bn == "batch":  # batch statistics, never updating (copied) running statistics
+        for m in batchnorms(net):
+            m.train()
+            m.track_running_stats = False
+
+    named_params = dict(net.named_parameters())
+    chosen = {k: named_params[k] for k in names}
+    constants = {k: v for k, v in named_params.items() if k not in keep}
+    constants.update(dict(net.named_buffers()))
+    return PreparedModel(net, names, bn, dtype, dev, float_dtype, layers, chosen, constants)
+
+
+def with_batch(prep: PreparedModel, x1: Tensor, x2: Tensor | None) -> Setup:
+    """The :class:`Setup` of a prepared model on the batch concat(x1, x2) (or x1 alone)."""
+    _check_inputs(x1, x2)
+    symmetric = x2 is None
+    xs = x1 if symmetric else torch.cat([x1, x2.to(x1.device)])
+    xs = xs.to(prep.device)
+    if xs.is_floating_point():
+        xs = xs.to(prep.float_dtype)
+    n1, n2 = x1.shape[0], (x1.shape[0] if symmetric else x2.shape[0])
+    shape = (tuple(xs.shape[1:]), xs.dtype)
+    if shape not in prep.outputs:
+        probe = xs[: min(2, xs.shape[0])]
+        with torch.no_grad():  # its shape only (BN layers on placeholder or earlier statistics)
+            out = prep.net(probe)
+        prep.outputs[shape] = _check_output(out, probe.shape[0])
+    setup = Setup(
+        prep.net, prep.params, prep.constants, xs, n1, n2, symmetric, prep.outputs[shape],
+        prep.bn, prep.dtype, prep.device,
+    )  # fmt: skip
+    setup.pending = list(prep.layers)
+    return setup
+
+
 def prepare(
     model: nn.Module,
     x1: Tensor,
@@ -257,55 +357,6 @@ def prepare(
     device: str | torch.device | None = "auto",
 ) -> Setup:
     """Validate everything, copy the model and return a :class:`Setup` (see module docstring)."""
-    if not isinstance(model, nn.Module):
-        raise NasntkError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if bn not in BN_MODES:
-        raise NasntkError(f"bn must be one of {BN_MODES}; got {bn!r}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise NasntkError(f"dtype must be a floating torch dtype; got {dtype!r}")
     _check_inputs(x1, x2)
-    names = _select(model, params)
-    dev = resolve_device(device)
-
-    net = private_copy(model).to(dev)
-    net.eval()
-    keep = set(names)
-    for name, p in net.named_parameters():
-        p.requires_grad_(name in keep)
-    float_dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), x1.dtype)
-    symmetric = x2 is None
-    xs = x1 if symmetric else torch.cat([x1, x2.to(x1.device)])
-    xs = xs.to(dev)
-    if xs.is_floating_point():
-        xs = xs.to(float_dtype)
-    n1, n2 = x1.shape[0], (x1.shape[0] if symmetric else x2.shape[0])
-
-    layers = batchnorms(net)
-    if bn == "eval":
-        layers = [m for m in layers if m.running_mean is None]
-    pending: list[_BatchNorm] = []
-    if bn == "frozen" or layers and bn == "eval":
-        for m in layers:  # placeholders until the batch statistics are set (Setup.pending)
-            if m.running_mean is None:
-                c = m.num_features
-                m.register_buffer("running_mean", torch.zeros(c, device=dev, dtype=float_dtype))
-                m.register_buffer("running_var", torch.ones(c, device=dev, dtype=float_dtype))
-                m.track_running_stats = True
-            m.eval()
-        pending = layers
-    probe = xs[: min(2, xs.shape[0])]
-    with torch.no_grad():
-        out = net(probe)
-    num_outputs = _check_output(out, probe.shape[0])
-    if bn == "batch":  # batch statistics, never updating (copied) running statistics
-        for m in batchnorms(net):
-            m.train()
-            m.track_running_stats = False
-
-    named_params = dict(net.named_parameters())
-    chosen = {k: named_params[k] for k in names}
-    constants = {k: v for k, v in named_params.items() if k not in keep}
-    constants.update(dict(net.named_buffers()))
-    setup = Setup(net, chosen, constants, xs, n1, n2, symmetric, num_outputs, bn, dtype, dev)
-    setup.pending = pending
-    return setup
+    prep = prepare_model(model, params=params, bn=bn, dtype=dtype, device=device, like=x1)
+    return with_batch(prep, x1, x2)

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import gram, persample
 from .prepare import Setup, StatisticsRecheck
-from .trace import Site, run
+from .trace import Site, Tracer, run
 
 _NORMS = {
     "batch_norm": persample.batch_norm_grads,
@@ -138,17 +138,21 @@ def _batch_first(one: Site, other: Site, n: int) -> bool:
     )
 
 
-def probe(
-    setup: Setup, proj: Tensor, full: bool, *, sizes: tuple[int, ...] = (1, 2)
-) -> tuple[list[SitePlan], list[str]]:
-    """Find the sites (on one and on two samples) and plan them; return (plans, leftovers).
+@dataclass
+class Probed:
+    """What the probe's traced passes saw (on ``sizes`` samples): reusable for any batch of the
+    same input shape through the same prepared model."""
 
-    A site is kept only if its input and output carry the sample dimension first (shapes for one
-    and two samples differ exactly there), its output gradient arrives in the backward, and its
-    parameters are used nowhere else. With ``sizes=(1,)`` the probe runs on one sample only and
-    the sample-dimension check is left to :class:`StructuredFeatures`, which makes it on the
-    first batched forward (saving a traced forward and backward per kernel).
-    """
+    sizes: tuple[int, ...]
+    one: Tracer
+    two: Tracer
+    reached: list[set[int]]
+    #: the deferred sample-dimension check of a one-sample probe passed on a batched forward
+    checked: bool = False
+
+
+def trace_probe(setup: Setup, proj: Tensor, *, sizes: tuple[int, ...] = (1, 2)) -> Probed:
+    """The traced forward and backward of the probe (see :func:`probe`)."""
     tracked = {id(p): k for k, p in setup.params.items()}
     tracers, reached = [], []
     for n in sizes:
@@ -159,9 +163,18 @@ def probe(
         tr.on_grad = None  # keep the sites, drop the graph (see Tracer.close)
         tr.outputs.clear()
         del out
+        for site in tr.sites:
+            site.input = None
         tracers.append(tr)
         reached.append(got)
-    one, two = tracers[0], tracers[-1]
+    return Probed(sizes, tracers[0], tracers[-1], reached)
+
+
+def plan_probe(
+    setup: Setup, probed: Probed, proj: Tensor, full: bool
+) -> tuple[list[SitePlan], list[str]]:
+    """Plan the sites a probe found for the batch of ``setup`` (see :func:`probe`)."""
+    one, two, sizes = probed.one, probed.two, probed.sizes
     if len(one.sites) != len(two.sites):
         raise Unsupported("the forward differs between batch sizes")
     bad = set(one.unsupported) | set(two.unsupported)
@@ -170,7 +183,7 @@ def probe(
         members = [m for m in (a.weight, a.bias) if m]
         for m in members:
             uses[m] = uses.get(m, 0) + 1
-        if not (_batch_first(a, b, sizes[-1]) and all(i in got for got in reached)):
+        if not (_batch_first(a, b, sizes[-1]) and all(i in got for got in probed.reached)):
             bad.update(members)
     bad.update(m for m, c in uses.items() if c > 1)
     bad.update(k for k in setup.params if k not in uses)  # used in no call we could see
@@ -178,12 +191,26 @@ def probe(
     rows = setup.n1 if setup.symmetric else setup.n1 + setup.n2
     plans = []
     for i, site in enumerate(one.sites):
-        site.input = None
         p = _plan_site(i, site, keep, rows, proj.shape[0], full)
         if p is not None:
             plans.append(p)
     leftovers = [k for k in setup.params if k in bad]
     return plans, leftovers
+
+
+def probe(
+    setup: Setup, proj: Tensor, full: bool, *, sizes: tuple[int, ...] = (1, 2)
+) -> tuple[list[SitePlan], list[str]]:
+    """Find the sites (on one and on two samples) and plan them; return (plans, leftovers).
+
+    A site is kept only if its input and output carry the sample dimension first (shapes for one
+    and two samples differ exactly there), its output gradient arrives in the backward, and its
+    parameters are used nowhere else. With ``sizes=(1,)`` the probe runs on one sample only and
+    the sample-dimension check is left to :class:`StructuredFeatures`, which makes it on the
+    first batched forward (saving a traced forward and backward per kernel). The traced part
+    (:func:`trace_probe`) does not depend on the batch size and can be reused.
+    """
+    return plan_probe(setup, trace_probe(setup, proj, sizes=sizes), proj, full)
 
 
 @dataclass
