@@ -262,16 +262,35 @@ def leaderboard_cmd(
     plots: bool = typer.Option(
         True, "--plots/--no-plots", help="Embed the figures in HTML output."
     ),
+    columns: Optional[str] = typer.Option(
+        None,
+        "--columns",
+        "-c",
+        help="Columns to show, comma-separated (e.g. rank,arch,default,params), or 'all'. "
+        "Default: a table shows what fits the terminal and names the rest; files keep every column.",
+    ),
 ) -> None:
     """Ranked candidates of a study with every score, params, FLOPs and spec."""
+    from nasntk.columns import parse
     from nasntk.leaderboard import check_format, render, rows, study_info, table
     from nasntk.study import load_study
+    from nasntk.study.record import objective_names
 
     check_format(fmt)
+    wanted = parse(columns)
     st = load_study(storage, study)
     ranked = rows(st, top=top)
     if fmt == "table" and out is None:
-        stdout().print(table(ranked, title=f"{st.study_name}: {len(ranked)} candidates"))
+        console = stdout()
+        console.print(
+            table(
+                ranked,
+                columns=wanted,
+                title=f"{st.study_name}: {len(ranked)} candidates",
+                objectives=objective_names(st),
+                width=console.width,
+            )
+        )
         return
     images = None
     if fmt == "html" and plots and ranked:
@@ -280,7 +299,7 @@ def leaderboard_cmd(
         images = figures(st)
     info = study_info(st) if fmt == "html" else {}
     title = f"nasntk leaderboard: {st.study_name}"
-    text = render(ranked, fmt, title=title, images=images, info=info)
+    text = render(ranked, fmt, title=title, images=images, info=info, columns=wanted)
     if out is None:
         sys.stdout.write(text)
     else:

@@ -26,7 +26,8 @@ def stderr() -> Console:
 
 
 def stdout() -> Console:
-    return Console(width=max(100, Console().width))
+    """Standard output at the terminal's width (80 when it is not a terminal, or $COLUMNS)."""
+    return Console()
 
 
 def _objective_columns(study: Any) -> list[str]:
@@ -132,7 +133,8 @@ def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted:
     ranked = rows(study, top=top)
     if ranked:
         title = f"top {len(ranked)} of {s['study']}"
-        stdout().print(table(ranked, columns=_compact_columns(study, ranked), title=title))
+        out = stdout()
+        out.print(table(ranked, title=title, objectives=_objective_columns(study), width=out.width))
         sys.stdout.flush()
         err.print(
             "next: [cyan]nasntk leaderboard --format html --out leaderboard.html[/] · "

@@ -236,30 +236,8 @@ def export_row(study: optuna.Study, rank: int) -> dict[str, Any]:
     return row
 
 
-# ---------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------
-_DISPLAY_SKIP = {"spec", "space", "space_options", "data", *_SHAPE_KEYS}
-
-
-def _display_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in _DISPLAY_SKIP and k not in cols:
-                cols.append(k)
-    return cols
-
-
-def _all_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
-    return cols
-
-
 def _plain(value: Any) -> Any:
     """JSON-safe values: non-finite floats become None."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -271,37 +249,58 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Longest text a table cell shows before it is shortened in the middle (``arch`` folds).
+_CELL_TEXT = 40
+
+
 def table(
     rows: Sequence[Mapping[str, Any]],
     *,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str] | str | None = None,
     title: str | None = None,
+    objectives: Sequence[str] = (),
+    width: int | None = None,
 ) -> Any:
-    """A :class:`rich.table.Table` of the rows (``columns``: default every display column)."""
+    """A :class:`rich.table.Table` of the rows.
+
+    ``columns``: names, ``"all"`` or ``None``: the first columns (rank, trial, arch, the
+    ``objectives``, params, FLOPs) and as many others as fit ``width`` (default: all); the
+    columns left out are named in the caption (:func:`nasntk.columns.choose`). ``arch`` folds;
+    other long text is shortened in the middle.
+    """
     from rich.table import Table
 
-    tbl = Table(title=title, show_lines=False, header_style="bold")
-    cols = list(columns or _display_columns(rows) or ["rank", "trial", "arch"])
+    from nasntk.columns import choose, middle
+
+    requested = list(columns) if columns is not None and not isinstance(columns, str) else columns
+    choice = choose(rows, requested, objectives=objectives, width=width)
+    cols = choice.columns or ["rank", "trial", "arch"]
+    caption = None
+    if choice.left_out and requested is None:  # named columns are the user's choice
+        shown = ", ".join(choice.left_out[:4]) + (", …" if len(choice.left_out) > 4 else "")
+        caption = f"+{len(choice.left_out)} more columns ({shown}): --columns all, or --columns a,b"
+    tbl = Table(title=title, show_lines=False, header_style="bold", caption=caption)
     for c in cols:
         if c == "arch":
-            tbl.add_column(c, justify="left", overflow="fold", min_width=24)
+            tbl.add_column(c, justify="left", overflow="fold", min_width=16)
         else:
             tbl.add_column(c, justify="right", no_wrap=True)
     for r in rows:
-        tbl.add_row(*[format_value(r.get(c)) for c in cols])
+        cells = [format_value(r.get(c)) for c in cols]
+        tbl.add_row(
+            *[v if c == "arch" else middle(v, _CELL_TEXT) for c, v in zip(cols, cells, strict=True)]
+        )
     return tbl
 
 
-def _markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    cols = _display_columns(rows) or ["rank", "trial", "arch"]
+def _markdown(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
     cells = ([format_value(r.get(c)) for c in cols] for r in rows)
-    return "\n".join(markdown_table(cols, cells)) + "\n"
+    return "\n".join(markdown_table(list(cols), cells)) + "\n"
 
 
-def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    cols = _all_columns(rows) or ["rank", "trial", "arch"]
+def _csv(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(cols), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow(
@@ -326,13 +325,14 @@ img{max-width:100%;border:1px solid #ddd;margin:8px 0}
 
 def _html(
     rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
     *,
     title: str | None,
     images: Mapping[str, bytes] | None,
     info: Mapping[str, Any] | None,
 ) -> str:
     esc = html.escape
-    cols = _display_columns(rows) or ["rank", "trial", "arch"]
+    cols = [c for c in columns if c != "spec"]
     head = "".join(f"<th>{esc(c)}</th>" for c in [*cols, "spec"])
     body = []
     for r in rows:
@@ -373,28 +373,37 @@ def render(
     title: str | None = None,
     images: Mapping[str, bytes] | None = None,
     info: Mapping[str, Any] | None = None,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str] | str | None = None,
+    objectives: Sequence[str] = (),
     width: int = 160,
 ) -> str:
     """Rows as text: ``table`` (rich, plain text), ``csv``, ``json``, ``markdown`` or ``html``.
 
-    CSV and JSON carry every field (spec and space options as JSON); JSON writes non-finite
-    numbers as ``null``. ``columns`` picks the columns of the text table. HTML is one self-contained file: the table, then ``images`` (PNG bytes,
-    embedded as base64 data URIs), with ``info`` as a list of key/value facts on top.
+    ``columns`` (names or ``"all"``) picks the columns of every format. Without it the text
+    table shows what fits ``width`` (:func:`nasntk.columns.choose`), markdown and HTML every
+    display column, CSV and JSON every field (spec and space options as JSON; JSON writes
+    non-finite numbers as ``null``). HTML is one self-contained file: the table, then ``images``
+    (PNG bytes, embedded as base64 data URIs), with ``info`` as a list of key/value facts on top.
     """
+    from nasntk.columns import choose, parse
+
+    requested = parse(columns) if columns is not None else None
     if fmt == "table":
         from rich.console import Console
 
         console = Console(file=io.StringIO(), width=width, color_system=None, record=True)
-        console.print(table(rows, columns=columns, title=title))
+        console.print(
+            table(rows, columns=requested, title=title, objectives=objectives, width=width)
+        )
         return console.export_text()
+    if fmt != "md":
+        check_format(fmt)
+    cols = choose(rows, requested, display=fmt not in ("csv", "json")).columns
+    cols = cols or ["rank", "trial", "arch"]
     if fmt == "csv":
-        return _csv(rows)
+        return _csv(rows, cols)
     if fmt == "json":
-        return json.dumps([_plain(dict(r)) for r in rows], indent=2) + "\n"
+        return json.dumps([_plain({c: r.get(c) for c in cols}) for r in rows], indent=2) + "\n"
     if fmt in ("markdown", "md"):
-        return _markdown(rows)
-    if fmt == "html":
-        return _html(rows, title=title, images=images, info=info)
-    check_format(fmt)
-    raise AssertionError(f"format {fmt!r} not rendered")
+        return _markdown(rows, cols)
+    return _html(rows, cols, title=title, images=images, info=info)

@@ -157,6 +157,13 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert all(f"<td>{r['arch']}</td>" in page for r in ranked)
     assert page.count("data:image/png;base64,") == 2  # history + score vs params
     assert Path(f"{out}.markdown").read_text().count("\n") == len(ranked) + 2
+    # --columns picks the columns of any format; an unknown one is a one-line error
+    lb = ["leaderboard", "--storage", db]
+    assert main([*lb, "-f", "csv", "--columns", "rank,arch", "--out", f"{out}.cols.csv"]) == 0
+    assert Path(f"{out}.cols.csv").read_text().splitlines()[0] == "rank,arch"
+    capsys.readouterr()
+    assert main([*lb, "--columns", "rank,bogus"]) == 2
+    assert "unknown column(s) bogus" in capsys.readouterr().err
 
     assert (
         main(["export", "--storage", db, "--rank", "1", "--out", str(tmp_path / "best.json")]) == 0
