@@ -36,8 +36,32 @@ def _objective_columns(study: Any) -> list[str]:
     return objective_names(study)
 
 
+def counts_line(s: dict[str, Any]) -> str:
+    """``12 complete · 3 pruned · 1 failed · 2 duplicates`` from :func:`leaderboard.summary`."""
+    parts = [f"{s['complete'] - s['duplicates']} scored"]
+    parts += [f"{s[k]} {w}" for k, w in (("pruned", "pruned"), ("fail", "failed")) if s[k]]
+    if s["duplicates"]:
+        parts.append(f"{s['duplicates']} duplicates")
+    return " · ".join(parts)
+
+
+def trial_line(trial: Any, done: int, total: Optional[int], s: dict[str, Any]) -> str:
+    """One log line per finished trial (for logs, when stderr is not a terminal)."""
+    from nasntk.study.record import ARCH
+
+    state = trial.state.name.lower()
+    values = ""
+    if trial.values:
+        values = " " + " ".join(f"{v:.4g}" for v in trial.values)
+    secs = f" ({trial.duration.total_seconds():.1f} s)" if trial.duration is not None else ""
+    arch = str(trial.user_attrs.get(ARCH, ""))
+    of = f"/{total}" if total else ""
+    return f"trial {trial.number} [{done}{of}] {state}{values}{secs} {arch} — {counts_line(s)}"
+
+
 class Display:
-    """Progress bar (trials done, best so far, ETA) and a live top-k table, on stderr."""
+    """Progress bar (trials done, what they came to, best so far, ETA) and a live top-k table on
+    a terminal; one line per trial otherwise (logs)."""
 
     def __init__(self, total: Optional[int], top: int, enabled: bool, header: str = "") -> None:
         self.top = top
@@ -49,13 +73,15 @@ class Display:
             TextColumn("[bold]trials"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
             TextColumn("{task.fields[best]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=self.console,
         )
-        self.task = self.progress.add_task("search", total=total, best="")
+        self.task = self.progress.add_task("search", total=total, best="", counts="")
+        self.total = total
         self.table: Any = Table()
         self.live = Live(self._group(), console=self.console, refresh_per_second=4, transient=True)
         self.started = False
@@ -73,7 +99,7 @@ class Display:
             self.live.__exit__(*exc)
 
     def __call__(self, study: Any, trial: Any) -> None:
-        from nasntk.leaderboard import rows, table
+        from nasntk.leaderboard import rows, summary, table
         from nasntk.study import counted_trials
 
         done = counted_trials(study)
@@ -83,7 +109,18 @@ class Display:
             self.started = True
             if self.header:
                 self.console.print(self.header, markup=False, highlight=False)
-        self.progress.update(self.task, completed=done)
+            if done > 1:
+                of = f" of {self.total}" if self.total else ""
+                self.console.print(
+                    f"resuming study {study.study_name}: {done - 1}{of} trials already done",
+                    markup=False,
+                    highlight=False,
+                )
+        s = summary(study)
+        self.progress.update(self.task, completed=done, counts=counts_line(s))
+        if not self.enabled:
+            line = trial_line(trial, done, self.total, s)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         objectives = _objective_columns(study)
         top_rows = rows(study, top=self.top)
         if top_rows:
@@ -105,6 +142,26 @@ def _compact_columns(study: Any, rows: list[dict[str, Any]]) -> list[str]:
     cols = ["rank", "pareto_rank", "trial", "arch", *objectives, "pntk_krr", "params"]
     present = set().union(*(r.keys() for r in rows)) if rows else set()
     return [c for c in dict.fromkeys(cols) if c in present]
+
+
+def chance_warnings(ranked: list[dict[str, Any]]) -> list[str]:
+    """Scores that mean nothing on this study: kernel-regression accuracy (``pntk_krr``) whose
+    median over the candidates is at or below chance, 1 / classes."""
+    import statistics
+
+    krr = [r.get("pntk_krr") for r in ranked]
+    krr = [float(v) for v in krr if isinstance(v, (int, float)) and v == v]
+    classes = next((r.get("num_classes") for r in ranked if r.get("num_classes")), None)
+    if not krr or not classes:
+        return []
+    chance, median = 1.0 / float(classes), statistics.median(krr)
+    if median > chance:
+        return []
+    return [
+        f"pntk_krr (kernel-regression accuracy on a held-out part of the N images) has median "
+        f"{median:.3f}, at or below chance ({chance:.3f} for {classes} classes): at this N it is "
+        "noise, do not rank by it (raise --n-kernel, or rank by default)"
+    ]
 
 
 def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted: bool) -> None:
@@ -130,6 +187,8 @@ def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted:
         err.print(
             "[yellow]interrupted[/]: completed trials are saved; rerun the same command to resume"
         )
+    for warning in chance_warnings(rows(study)):
+        err.print(f"[yellow]warning[/]: {warning}")
     ranked = rows(study, top=top)
     if ranked:
         title = f"top {len(ranked)} of {s['study']}"

@@ -127,6 +127,9 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert "6 trials" in res.stderr
     assert "data digits: 1,797 images, 10 classes, 1 channel(s)" in res.stderr
     assert "at 8×8" in res.stderr  # the toy search's --img-size 8
+    # not a terminal: one log line per trial, with what the trials came to so far
+    assert "trial 0 [1/6] complete" in res.stderr and "[6/6]" in res.stderr
+    assert "[6/6] complete" in res.stderr and " scored" in res.stderr
     check_consistent(db, 6, builds(tmp_path / "builds.log"))
     # the same command again: nothing runs, and the summary does not pretend it took time
     again = run(search_args(db, 6), env, tmp_path)
@@ -241,6 +244,8 @@ def _interrupt_then_resume(
 
     again = run(args, env, tmp_path)  # the same command
     assert again.returncode == 0, again.stderr
+    said = " ".join(again.stderr.split())
+    assert "resuming study" in said and "of 8 trials already done" in said
     final = completed(db_file)
     assert all(final[k] == v for k, v in after_kill.items())  # kept, unchanged
     built = builds(tmp_path / "builds.log")

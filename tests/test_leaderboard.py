@@ -97,3 +97,13 @@ def test_leaderboard_exports_parse_back(db: str) -> None:
     info = study_info(study)
     assert info["space"] == "search_toy_space:ToySpace" and info["objectives"] == "default"
     assert info["trials"].startswith(f"{summary(study)['trials']} (")
+
+
+def test_chance_warning_for_kernel_regression_below_chance():
+    from nasntk.cli.search_view import chance_warnings
+
+    rows = [{"pntk_krr": v, "num_classes": 10} for v in (0.033, 0.1, 0.05, 0.2)]
+    (warning,) = chance_warnings(rows)  # median 0.075 < 1/10
+    assert "0.075" in warning and "chance (0.100 for 10 classes)" in warning
+    assert chance_warnings([{"pntk_krr": v, "num_classes": 10} for v in (0.3, 0.4)]) == []
+    assert chance_warnings([{"default": 1.0, "num_classes": 10}]) == []  # no KRR recorded

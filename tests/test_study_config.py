@@ -155,3 +155,18 @@ def test_option_texts() -> None:
 
 def test_a_space_instance_is_accepted() -> None:
     assert SearchConfig(ToySpace()).space.name == "toy"
+
+
+def test_default_study_names_are_short_and_typeable() -> None:
+    import re
+
+    name = cfg.default_study_name("nb201", "folder:/tmp/ux/imgs-24x24/", ["default"], 64)
+    assert name.startswith("nb201-folder-imgs-24x24-") and name.endswith("-default-n64")
+    assert re.fullmatch(r"[A-Za-z0-9_.+-]+", name)  # no path, no colon, no slash
+    other = cfg.default_study_name("nb201", "folder:/elsewhere/imgs-24x24", ["default"], 64)
+    assert other != name  # the same folder name elsewhere is another study
+    assert (
+        cfg.default_study_name("nb201", "cifar10", ["default"], 64) == "nb201-cifar10-default-n64"
+    )
+    spaced = cfg.default_study_name("nb201", "npz:/data/my set.npz", ["default", "params"], 8)
+    assert re.fullmatch(r"nb201-npz-my-set-[0-9a-f]{6}-default\+params-n8", spaced)

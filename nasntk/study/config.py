@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from nasntk.errors import NasntkError
@@ -353,12 +355,25 @@ def default_study_name(
     n_kernel: int,
     space_options: Mapping[str, Any] | None = None,
 ) -> str:
-    """``space[-opts]-data-objectives-nN``: the same command always names the same study."""
+    """``space[-opts]-data-objectives-nN``: the same command always names the same study.
+
+    A data source with a path is named by its kind, the file or folder name and a short hash of
+    the whole source (``folder:/tmp/ux/imgs`` → ``folder-imgs-3f2a1c``): typeable, and two
+    folders of the same name stay apart.
+    """
     opts = "".join(f"-{k}{v}" for k, v in sorted((space_options or {}).items()))
-    source = data
-    if len(source) > 40:
-        source = source[:16] + "…" + hashlib.sha1(data.encode()).hexdigest()[:8]
-    return f"{space}{opts}-{source}-{'+'.join(objectives)}-n{n_kernel}"
+    return f"{space}{opts}-{_source_name(data)}-{'+'.join(objectives)}-n{n_kernel}"
+
+
+def _source_name(data: str) -> str:
+    """A short, typeable name of a data source (see :func:`default_study_name`)."""
+    kind, sep, rest = data.partition(":")
+    if not sep and "/" not in data and len(data) <= 40:
+        return data
+    stem = Path(rest.rstrip("/\\")).stem if sep else Path(data).stem
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "-", stem).strip("-")[:24] or "data"
+    digest = hashlib.sha1(data.encode()).hexdigest()[:6]
+    return f"{re.sub(r'[^A-Za-z0-9]+', '', kind)[:12] or 'data'}-{stem}-{digest}"
 
 
 # ---------------------------------------------------------------------------------------------
