@@ -329,15 +329,65 @@ def export_cmd(
     """Write one leaderboard row (space, spec, scores) as JSON; nasntk.build(row) rebuilds it."""
     from nasntk.leaderboard import check_rank, export_row
     from nasntk.study import load_study
+    from nasntk.study.models import rebuild_info
 
     check_rank(rank)
     row = export_row(load_study(storage, study), rank)
+    info = rebuild_info(row)
+    if info is not None:
+        row["rebuild"] = info
     text = json.dumps(row, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
         _write(out, text)
         stderr().print(f"wrote rank {rank} (trial {row['trial']}) to {out}")
+
+
+def show_cmd(
+    rank: int = typer.Option(1, "--rank", "-r", help="Leaderboard rank to show (1 = best)."),
+    storage: _Storage = None,
+    study: _Study = None,
+    tree: bool = typer.Option(True, "--tree/--no-tree", help="Print the module tree."),
+) -> None:
+    """One candidate at a glance: architecture, input shape, params, FLOPs, scores, how to
+    rebuild it (with or without nasntk) and its module tree."""
+    from nasntk.leaderboard import check_rank, export_row
+    from nasntk.study import build, load_study
+    from nasntk.study.models import rebuild_info
+    from nasntk.tables import format_value
+
+    check_rank(rank)
+    row = export_row(load_study(storage, study), rank)
+    out = stdout()
+    skip = {"rank", "trial", "arch", "spec", "space", "space_options", "data", "study",
+            "num_classes", "in_chans", "img_size", "params", "flops", "time_s", "pareto_rank"}  # fmt: skip
+    shape = f"{row.get('in_chans')}×{row.get('img_size')}×{row.get('img_size')}"
+    facts = Table(title=f"rank {rank} of {row['study']} (trial {row['trial']})", show_header=False)
+    facts.add_column("what", style="bold")
+    facts.add_column("value", overflow="fold")
+    facts.add_row("arch", str(row.get("arch", "")))
+    opts = row.get("space_options")
+    facts.add_row("space", str(row.get("space")) + (f" {json.dumps(opts)}" if opts else ""))
+    facts.add_row("input", f"{shape} ({row.get('num_classes')} classes; data {row.get('data')})")
+    facts.add_row("params", format_value(row.get("params")))
+    facts.add_row("FLOPs", format_value(row.get("flops")))
+    for k, v in row.items():
+        if k not in skip and not isinstance(v, (dict, list)):
+            facts.add_row(k, format_value(v))
+    out.print(facts)
+    info = rebuild_info(row)
+    out.print(f"[bold]with nasntk[/]: nasntk.build(json.load(open('best.json')))  "
+              f"(after nasntk export --rank {rank} --out best.json)")  # fmt: skip
+    if info and "code" in info:
+        out.print("[bold]without nasntk[/] (timm only):")
+        out.print(info["code"].rstrip(), markup=False, highlight=False, soft_wrap=True)
+    elif info:
+        out.print("[bold]in the benchmark's own form[/]:")
+        out.print(json.dumps(info), markup=False, highlight=False, soft_wrap=True)
+    if tree:
+        model = build(row, seed=0)
+        out.print(str(model), markup=False, highlight=False, soft_wrap=True)
 
 
 def spaces_cmd(
@@ -416,6 +466,9 @@ def register(app: typer.Typer) -> None:
         epilog="Examples:\n\n  nasntk export --rank 1 --out best.json\n\n"
         "  python -c \"import json, nasntk; print(nasntk.build(json.load(open('best.json'))))\"",
     )(export_cmd)
+    app.command("show", epilog="Examples:\n\n  nasntk show\n\n  nasntk show --rank 3 --no-tree")(
+        show_cmd
+    )
     app.command("spaces", epilog="Examples:\n\n  nasntk spaces\n\n  nasntk spaces --space nb201")(
         spaces_cmd
     )

@@ -96,6 +96,17 @@ class SearchSpace(abc.ABC):
             if hasattr(self, k) and getattr(self, k) != default
         }
 
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any] | None:
+        """How to get this network without nasntk, or ``None`` where there is no such way.
+
+        ``{"code": <Python source that builds the untrained network with timm alone, binding
+        it to the name ``model``>, ...}`` for the timm spaces; for the benchmark cell spaces
+        ``{"benchmark": <name>, ...}`` with the cell in the benchmark's own standard form.
+        """
+        return None
+
     def describe(self, spec: Spec) -> str:
         """One line for tables (defaults to the text form)."""
         return self.format(spec)

@@ -540,6 +540,11 @@ class DartsSpace(SearchSpace):
         spec = self.validate(spec)
         return format_genotype(*(_pairs(spec[cell]) for cell in CELLS))
 
+    def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
+        """The cell as the DARTS paper's ``Genotype`` (NAS-Bench-301's input)."""
+        return {"benchmark": "NAS-Bench-301 (DARTS)", "genotype": self.format(spec),
+                **self.options()}  # fmt: skip
+
     # -- sampling ---------------------------------------------------------------------------------
     def suggest(self, trial: Any) -> Spec:
         spec: Spec = {}

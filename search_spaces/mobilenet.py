@@ -231,6 +231,25 @@ class MobileNetSpace(SearchSpace):
             in_chans=in_chans,
         )
 
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any]:
+        s = self.validate(spec)
+        arch = [[block_string(st)] for st in s["stages"]]
+        head = f"round_chs({s['head']!r})" if s["head"] else "0"
+        code = (
+            "from functools import partial\n"
+            "from timm.layers import get_act_layer\n"
+            "from timm.models._efficientnet_builder import decode_arch_def, round_channels\n"
+            "from timm.models.efficientnet import EfficientNet\n"
+            f"round_chs = partial(round_channels, multiplier={s['width']!r}, divisor=8)\n"
+            f"model = EfficientNet(block_args=decode_arch_def({arch!r}), num_features={head}, "
+            f"stem_size={s['stem']!r}, round_chs_fn=round_chs, "
+            f"act_layer=get_act_layer({s['act']!r}), num_classes={num_classes!r}, "
+            f"in_chans={in_chans!r})\n"
+        )
+        return {"code": code}
+
     def key(self, spec: Spec) -> str:
         return structure_key(self, self.validate(spec))
 

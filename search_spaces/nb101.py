@@ -513,6 +513,12 @@ class NB101Space(SearchSpace):
         spec = self.validate(spec)
         return f"{format_matrix(spec['matrix'])}|{','.join(spec['ops'])}"
 
+    def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
+        """The pruned cell as NAS-Bench-101's ``ModelSpec(matrix, ops)`` arguments."""
+        p = self.pruned(spec)
+        return {"benchmark": "NAS-Bench-101", "matrix": p["matrix"], "ops": p["ops"],
+                "module_hash": self.key(spec).removeprefix("nb101:"), **self.options()}  # fmt: skip
+
     def pruned(self, spec: Spec) -> Spec:
         """The spec with the vertices off every input -> output path removed (same network)."""
         spec = self.validate(spec)

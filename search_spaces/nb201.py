@@ -331,6 +331,10 @@ class NB201Space(SearchSpace):
     def format(self, spec: Spec) -> str:
         return format_arch(self.validate(spec)["ops"])
 
+    def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
+        """The cell as NAS-Bench-201's ``arch_str`` (its API's ``query_index_by_arch``)."""
+        return {"benchmark": "NAS-Bench-201", "arch_str": self.format(spec), **self.options()}
+
     def _checked_ops(self, spec: Spec, num_classes: int, in_chans: int, img_size: int) -> list:
         """The ops of a valid spec, for a network these sizes can build."""
         ops = self.validate(spec)["ops"]

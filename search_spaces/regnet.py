@@ -162,6 +162,19 @@ class RegNetSpace(FieldSpace):
             cfg, in_chans=in_chans, num_classes=num_classes, zero_init_last=self.zero_init_last
         )
 
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any]:
+        s = self.validate(spec)
+        fields = ("depth", "w0", "wa", "wm", "group_size", "bottle_ratio", "se_ratio")
+        cfg = ", ".join(f"{k}={s[k]!r}" for k in fields)
+        code = (
+            "from timm.models.regnet import RegNet, RegNetCfg\n"
+            f"model = RegNet(RegNetCfg({cfg}), in_chans={in_chans!r}, num_classes={num_classes!r}, "
+            f"zero_init_last={self.zero_init_last!r})\n"
+        )
+        return {"code": code}
+
     def key(self, spec: Spec) -> str:
         return structure_key(self, self.validate(spec))
 

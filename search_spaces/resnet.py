@@ -91,6 +91,19 @@ class ResNetSpace(FieldSpace):
             zero_init_last=self.zero_init_last,
         )
 
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any]:
+        s = self.validate(spec)
+        w, block = s["width"], "BasicBlock" if s["block"] == "basic" else "Bottleneck"
+        kwargs = dict(layers=tuple(s["layers"]), channels=(w, 2 * w, 4 * w, 8 * w),
+                      stem_width=w // 2, stem_type=STEMS[s["stem"]], avg_down=s["avg_down"],
+                      num_classes=num_classes, in_chans=in_chans,
+                      zero_init_last=self.zero_init_last)  # fmt: skip
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        code = f"from timm.models.resnet import ResNet, {block}\nmodel = ResNet(block={block}, {args})\n"
+        return {"code": code}
+
     def describe(self, spec: Spec) -> str:
         s = self.validate(spec)
         stem = "" if s["stem"] == "plain" else f" {s['stem']}-stem"

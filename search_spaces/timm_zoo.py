@@ -180,6 +180,23 @@ class TimmZooSpace(SearchSpace):
     def build(
         self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
     ) -> nn.Module:
+        return self._create(spec, num_classes, in_chans, img_size)[0]
+
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any]:
+        """``timm.create_model`` with the arguments :meth:`build` used."""
+        name = self.validate(spec)["model"]
+        kwargs = {"pretrained": False, "num_classes": num_classes, "in_chans": in_chans}
+        kwargs.update(self._create(spec, num_classes, in_chans, img_size)[1])
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        code = f"import timm\nmodel = timm.create_model({name!r}, {args})\n"
+        return {"code": code, "model_name": name, "kwargs": kwargs}
+
+    def _create(
+        self, spec: Spec, num_classes: int, in_chans: int, img_size: int
+    ) -> tuple[nn.Module, dict[str, int]]:
+        """The model and the extra ``create_model`` arguments that made it run at this size."""
         name = self.validate(spec)["model"]
         check_build_args(self.name, num_classes, in_chans, img_size)
         where = f"timm: {name} at {in_chans}x{img_size}x{img_size}"
@@ -200,7 +217,7 @@ class TimmZooSpace(SearchSpace):
                 continue
             why = _dry_run(model, in_chans, img_size, num_classes)
             if why is None:
-                return model
+                return model, extra
             reason = reason or f"cannot run: {why}"
         raise NasntkError(f"{where} {reason}")
 

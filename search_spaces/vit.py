@@ -100,6 +100,21 @@ class ViTSpace(FieldSpace):
             global_pool=s["pool"],
         )
 
+    def rebuild(
+        self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
+    ) -> dict[str, Any]:
+        s = self.validate(spec)
+        kwargs = dict(img_size=img_size, patch_size=s["patch"], in_chans=in_chans,
+                      num_classes=num_classes, embed_dim=s["dim"], depth=s["depth"],
+                      num_heads=s["heads"], mlp_ratio=s["mlp_ratio"],
+                      class_token=s["pool"] == "token", global_pool=s["pool"])  # fmt: skip
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        code = (
+            "from timm.models.vision_transformer import VisionTransformer\n"
+            f"model = VisionTransformer({args})\n"
+        )
+        return {"code": code}
+
     def describe(self, spec: Spec) -> str:
         s = self.validate(spec)
         return (

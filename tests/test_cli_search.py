@@ -167,6 +167,12 @@ def test_search_leaderboard_export_plot_end_to_end(
     capsys.readouterr()
     assert main([*lb, "--columns", "rank,bogus"]) == 2
     assert "unknown column(s) bogus" in capsys.readouterr().err
+    # show: the winner at a glance (the toy space has no rebuild without nasntk)
+    assert main(["show", "--storage", db]) == 0
+    shown = capsys.readouterr().out
+    assert ranked[0]["arch"] in shown and "params" in shown and "Sequential" in shown
+    assert "without nasntk" not in shown and "nasntk.build" in shown
+    assert main(["show", "--storage", db, "--rank", "99"]) == 2
 
     assert (
         main(["export", "--storage", db, "--rank", "1", "--out", str(tmp_path / "best.json")]) == 0

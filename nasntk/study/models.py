@@ -20,7 +20,7 @@ from nasntk.study import record
 if TYPE_CHECKING:  # the spaces import torch
     from nasntk.search_spaces import SearchSpace
 
-__all__ = ["build", "model_builder", "resolve_space", "seeded_build", "shape_of"]
+__all__ = ["build", "model_builder", "rebuild_info", "resolve_space", "seeded_build", "shape_of"]
 
 SpaceLike = Union[str, "SearchSpace"]
 #: The input of a network when nothing says otherwise: CIFAR-like.
@@ -75,6 +75,25 @@ def _shape(row: Mapping[str, Any], given: Mapping[str, int | None], data: str | 
             if shape[k] is None:
                 shape[k] = int(info[k])
     return {k: int(v if v is not None else DEFAULT_SHAPE[k]) for k, v in shape.items()}
+
+
+def _row_space_spec(row: Mapping[str, Any]) -> tuple[SearchSpace, Any, dict[str, int]]:
+    """The space, the validated spec and the input shape of a leaderboard row."""
+    space_ref = row.get(record.SPACE)
+    if space_ref is None:
+        raise NasntkError("the row has no 'space' field")
+    options = row.get(record.SPACE_OPTIONS) or {}
+    space_obj, _ = resolve_space(space_ref, options)
+    spec = space_obj.validate(dict(row[record.SPEC]))
+    none = {record.NUM_CLASSES: None, record.IN_CHANS: None, record.IMG_SIZE: None}
+    return space_obj, spec, _shape(row, none, None)
+
+
+def rebuild_info(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How to get a row's network without nasntk (:meth:`SearchSpace.rebuild`): timm code for
+    the timm spaces, the benchmark's standard form for cell spaces; ``None`` otherwise."""
+    space_obj, spec, shape = _row_space_spec(row)
+    return space_obj.rebuild(spec, **shape)
 
 
 def build(
