@@ -7,6 +7,7 @@ the correlation table (and where the report went).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -79,7 +80,10 @@ _Augment = Annotated[
 _Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
 _Out = Annotated[
     Optional[Path],
-    typer.Option("--out", help="Folder for report.md, validation.csv and scatter plots."),
+    typer.Option(
+        "--out",
+        help="Folder for report.md, validation.csv and scatter plots (default: validate/<study>).",
+    ),
 ]
 _Retrain = Annotated[
     bool, typer.Option("--retrain", help="Ignore results stored for this budget and train again.")
@@ -110,8 +114,14 @@ def validate_cmd(
     Results are stored in the study, keyed by the budget (data, epochs, seed, recipe): running
     the same command again reads them back instead of retraining.
     """
+    from nasntk.study import load_study
     from nasntk.validation import validate
 
+    if study is None:  # the study the last search opened (and say which)
+        study = load_study(storage, None).study_name
+        Console(stderr=True).print(f"validating study {study} (the one searched last)")
+    if out is None:
+        out = Path("validate") / re.sub(r"[^A-Za-z0-9_.+-]+", "-", study)
     options = dict(storage=storage, top=top, random_k=random_k, epochs=epochs, data=data, n=n)
     options.update(val_fraction=val_fraction, seed=seed, optimizer=optimizer, lr=lr)
     options.update(weight_decay=weight_decay, batch_size=batch_size, augment=augment)
@@ -149,7 +159,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int, str], None]]:
 def _render(result: Any) -> None:
     """The candidates, the correlations, and where the report went (on stdout)."""
     from nasntk.tables import format_fixed
-    from nasntk.validation import ATTR_PREFIX
+    from nasntk.validation import ATTR_PREFIX, FEW_PAIRS
 
     console = Console()
     cands = Table(title=f"study {result.study}: {result.budget[len(ATTR_PREFIX) :]}")
@@ -168,11 +178,18 @@ def _render(result: Any) -> None:
         cands.add_row(*map(str, cells), format_fixed(r["val_acc"]), note)
     console.print(cands)
     corr = Table(title="rank correlation with validation accuracy (positive = score agrees)")
-    for col in ("score", "pairs", "Kendall τ", "Spearman ρ"):
+    for col in ("score", "pairs", "Kendall τ", "τ 95% CI", "Spearman ρ"):
         corr.add_column(col, justify="left" if col == "score" else "right")
     for name, c in result.correlations.items():
-        corr.add_row(name, str(c["n"]), format_fixed(c["kendall"]), format_fixed(c["spearman"]))
+        ci = f"[{format_fixed(c.get('kendall_low'))}, {format_fixed(c.get('kendall_high'))}]"
+        corr.add_row(name, str(c["n"]), format_fixed(c["kendall"]), ci, format_fixed(c["spearman"]))
     console.print(corr)
+    pairs = max((int(c["n"]) for c in result.correlations.values()), default=0)
+    if pairs < FEW_PAIRS:
+        console.print(
+            f"[yellow]warning[/]: {pairs} pairs only — τ is too uncertain to read (see its CI); "
+            f"validate at least {FEW_PAIRS} candidates (--top / --random)"
+        )
     console.print(f"trained {result.trained}, read back from the study {result.reused}")
     if result.files:
         console.print(f"report: {result.files['report']}")

@@ -46,6 +46,8 @@ __all__ = ["ATTR_PREFIX", "Budget", "Validation", "correlate", "result_key", "se
 ATTR_PREFIX = "validate:"
 #: Images used when ``n`` is not given: all of the source up to this many (CPU-friendly).
 DEFAULT_MAX_N = 2000
+#: Fewer candidate pairs than this and τ is too uncertain to read (warned about).
+FEW_PAIRS = 10
 #: Row fields that are not scores (everything else numeric in a leaderboard row may be one).
 _NOT_SCORES = {
     "rank",
@@ -142,13 +144,15 @@ def correlate(
     accuracy: Sequence[float],
     directions: Optional[Mapping[str, str]] = None,
 ) -> dict[str, dict[str, float]]:
-    """``{score: {"kendall": τ, "spearman": ρ, "n": pairs}}`` against the accuracies.
+    """``{score: {"kendall": τ, "spearman": ρ, "n": pairs, "kendall_low", "kendall_high"}}``
+    against the accuracies; ``kendall_low`` / ``kendall_high`` bound the 95 % percentile
+    bootstrap CI of τ (resampling candidates; :func:`nasntk.rankstats.bootstrap_ci`).
 
     Pairs whose accuracy is missing (a candidate that could not be trained) are dropped. Scores
     are oriented first (``minimize`` scores negated; non-finite values rank last, as in a
     search); a constant score or accuracy gives NaN.
     """
-    from nasntk.rankstats import orient, rank_correlations
+    from nasntk.rankstats import bootstrap_ci, orient, rank_correlations
 
     directions = directions or {}
     acc = [as_float(a) for a in accuracy]
@@ -163,9 +167,13 @@ def correlate(
         a = [acc[i] for i in keep]
         if len(keep) < 2:
             corr = {"kendall": math.nan, "spearman": math.nan}
+            low = high = math.nan
         else:
             corr = rank_correlations(s, a)
-        out[name] = {**corr, "n": len(keep)}
+            _, low, high = (
+                bootstrap_ci(s, a, n_boot=500) if len(keep) >= 3 else (0, math.nan, math.nan)
+            )
+        out[name] = {**corr, "n": len(keep), "kendall_low": low, "kendall_high": high}
     return out
 
 

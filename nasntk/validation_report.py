@@ -12,7 +12,7 @@ from typing import Any
 
 from nasntk.errors import NasntkError
 from nasntk.tables import format_value, markdown_table
-from nasntk.validation import ATTR_PREFIX, Validation, as_float
+from nasntk.validation import ATTR_PREFIX, FEW_PAIRS, Validation, as_float
 
 __all__ = ["scatter", "write_report"]
 
@@ -114,11 +114,17 @@ def _report(
         "",
     ]
     correlations = [
-        [name, dirs.get(name, "maximize"), str(c["n"]), _fmt(c["kendall"]), _fmt(c["spearman"])]
+        [name, dirs.get(name, "maximize"), str(c["n"]), _fmt(c["kendall"]),
+         f"[{_fmt(c.get('kendall_low'))}, {_fmt(c.get('kendall_high'))}]", _fmt(c["spearman"])]
         for name, c in result.correlations.items()
-    ]
-    header = ["score", "direction", "pairs", "Kendall τ", "Spearman ρ"]
-    lines += [*markdown_table(header, correlations), "", "## Candidates", ""]
+    ]  # fmt: skip
+    header = ["score", "direction", "pairs", "Kendall τ", "τ 95 % CI", "Spearman ρ"]
+    lines += [*markdown_table(header, correlations), ""]
+    pairs = max((int(c["n"]) for c in result.correlations.values()), default=0)
+    if pairs < FEW_PAIRS:
+        lines += [f"**{pairs} pairs only: τ is too uncertain to read** (see its CI); validate "
+                  f"at least {FEW_PAIRS} candidates (--top / --random).", ""]  # fmt: skip
+    lines += ["## Candidates", ""]
     lines += markdown_table(cols, ([_fmt(r.get(c)) for c in cols] for r in result.rows))
     lines += ["", "## Scatter plots", ""]
     lines += [f"![{name}](scatter_{_slug(name)}.png)" for name in result.correlations]

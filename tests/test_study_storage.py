@@ -33,6 +33,16 @@ def test_journal_storage_and_study_listing(tmp_path: Path) -> None:
     assert load_study(url).study_name == study.study_name
 
 
+def test_commands_default_to_the_study_searched_last(db: str) -> None:
+    first = search(ToySpace(), trials=2, storage=db, seed=0, study_name="first", **TINY)
+    second = search(ToySpace(), trials=2, storage=db, seed=0, study_name="second", **TINY)
+    assert load_study(db).study_name == second.study_name  # the newest, searched last
+    # resuming the older study makes it the one a bare `nasntk validate` / `leaderboard` reads
+    search(ToySpace(), trials=3, storage=db, seed=0, study_name="first", **TINY)
+    assert load_study(db).study_name == first.study_name
+    assert load_study(db, "second").study_name == "second"
+
+
 @pytest.mark.parametrize(
     "url, message",
     [

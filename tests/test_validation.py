@@ -226,3 +226,31 @@ def test_refine_cli(tiny_study, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "rank 1 after refinement" in out and "zero-cost rank" in out
+
+
+def test_validate_cli_defaults_report_folder_last_study_and_ci(tiny_study, tmp_path, capsys,
+                                                               monkeypatch):  # fmt: skip
+    from nasntk.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["validate", "--storage", tiny_study, "--top", "2", "--random", "1", "--epochs", "1"]
+    assert main([*args, "--n", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "validating study tiny (the one searched last)" in captured.err
+    said = " ".join(captured.out.split())
+    assert (tmp_path / "validate" / "tiny" / "report.md").is_file()
+    assert "report: validate/tiny/report.md" in said
+    assert "τ 95% CI" in captured.out and "3 pairs only" in said  # fewer than 10: warned
+    report = (tmp_path / "validate" / "tiny" / "report.md").read_text()
+    assert "τ 95 % CI" in report and "3 pairs only" in report
+
+
+def test_correlate_bootstrap_ci_brackets_tau():
+    rng = np.random.default_rng(0)
+    acc = rng.normal(size=40)
+    score = acc + rng.normal(scale=0.8, size=40)
+    c = V.correlate({"s": score}, acc)["s"]
+    assert c["kendall_low"] < c["kendall"] < c["kendall_high"]
+    ref = stats.kendalltau(score, acc).statistic
+    assert c["kendall"] == pytest.approx(ref)
+    assert 0 < c["kendall_low"] and c["kendall_high"] < 1

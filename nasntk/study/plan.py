@@ -64,6 +64,7 @@ class Plan:
                 )
         liveness.fail_dead_trials(study)
         liveness.retry_interrupted(study)
+        study.set_user_attr(record.SEARCHED_AT, time.time())
         return study
 
     def jobs(self, done: int) -> list[Job]:

@@ -58,6 +58,9 @@ RECORD_KEYS = (
 NOT_COPIED = (WORKER, DUPLICATE_OF, RETRY_OF, TIME_TOTAL, TIME_BUILD, TIME_SCORE, TIME_BUDGET)
 #: The study user attribute holding the search configuration.
 STUDY_ATTR = "nasntk"
+#: Study attribute: when a search last opened the study (seconds since the epoch); the commands
+#: that take a study default to the one searched last.
+SEARCHED_AT = "searched_at"
 
 
 class TrialFailed(Exception):

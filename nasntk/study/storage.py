@@ -235,15 +235,23 @@ def _use_wal(store: optuna.storages.RDBStorage) -> None:
 # Studies
 # ---------------------------------------------------------------------------------------------
 def load_study(storage: str | None = None, study: str | None = None) -> optuna.Study:
-    """Load a study by name; without a name, the most recently created study of the storage."""
+    """Load a study by name; without a name, the study a search opened last (the most recently
+    created one when no search has said)."""
     store = open_storage(storage, create=False)
-    names = [s.study_name for s in store.get_all_studies()]
+    studies = store.get_all_studies()
+    names = [s.study_name for s in studies]
     if not names:
         raise NasntkError(
             f"no studies in storage {redact(normalize_storage_url(storage))!r}; "
             "run `nasntk search` first"
         )
-    name = study if study is not None else names[-1]
+    if study is None:
+        stamps = [
+            (float(s.user_attrs.get(record.SEARCHED_AT, 0) or 0), i) for i, s in enumerate(studies)
+        ]
+        name = names[max(stamps)[1]] if stamps else names[-1]
+    else:
+        name = study
     if name not in names:
         raise NasntkError(f"no study {name!r} in the storage; studies: {', '.join(names)}")
     with no_warnings():
