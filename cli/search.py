@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -292,19 +292,41 @@ def leaderboard_cmd(
             )
         )
         return
-    images = None
+    images, directions, cells = None, {}, []
     if fmt == "html" and plots and ranked:
         from nasntk.plots import figures
 
         images = figures(st)
+    if fmt == "html":
+        directions, cells = _html_extras(st, ranked)
     info = study_info(st) if fmt == "html" else {}
     title = f"nasntk leaderboard: {st.study_name}"
-    text = render(ranked, fmt, title=title, images=images, info=info, columns=wanted)
+    text = render(ranked, fmt, title=title, images=images, info=info, columns=wanted,
+                  directions=directions, cells=cells)  # fmt: skip
     if out is None:
         sys.stdout.write(text)
     else:
         _write(out, text)
         stderr().print(f"wrote {len(ranked)} rows to {out}")
+
+
+def _html_extras(study: Any, ranked: list) -> tuple[dict[str, str], list[str]]:
+    """Each score column's direction, and the rank-1 cell drawn (cell spaces)."""
+    from nasntk import proxies
+    from nasntk.study.models import cell_drawings
+    from nasntk.study.record import objective_names
+
+    directions = {}
+    for name in {k for r in ranked for k in r}:
+        if name in proxies.names():
+            directions[name] = proxies.get(name).direction
+    for name, d in zip(objective_names(study), study.directions, strict=False):
+        directions[name] = d.name.lower()
+    try:
+        cells = cell_drawings(ranked[0]) if ranked else []
+    except NasntkError:
+        cells = []
+    return directions, cells
 
 
 def plot_cmd(

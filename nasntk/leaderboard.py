@@ -18,9 +18,7 @@ Duplicate trials (``duplicate_of``: a spec already scored, values reused) appear
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 import math
@@ -314,58 +312,6 @@ def _csv(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-_HTML_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px}
-th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr:nth-child(even){background:#fafafa}code{font-size:12px}
-img{max-width:100%;border:1px solid #ddd;margin:8px 0}
-""".strip()
-
-
-def _html(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[str],
-    *,
-    title: str | None,
-    images: Mapping[str, bytes] | None,
-    info: Mapping[str, Any] | None,
-) -> str:
-    esc = html.escape
-    cols = [c for c in columns if c != "spec"]
-    head = "".join(f"<th>{esc(c)}</th>" for c in [*cols, "spec"])
-    body = []
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            klass = ' class="num"' if isinstance(v, (int, float)) and c != "arch" else ""
-            cells.append(f"<td{klass}>{esc(format_value(v))}</td>")
-        spec = json.dumps(r.get("spec"), sort_keys=True)
-        cells.append(f"<td><code>{esc(spec)}</code></td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title or 'nasntk leaderboard')}</title>",
-        f"<style>{_HTML_STYLE}</style></head><body>",
-        f"<h1>{esc(title or 'nasntk leaderboard')}</h1>",
-    ]
-    if info:
-        items = "".join(
-            f"<li><b>{esc(str(k))}</b>: {esc(format_value(v))}</li>" for k, v in info.items()
-        )
-        parts.append(f"<ul>{items}</ul>")
-    parts.append(f'<table id="leaderboard"><thead><tr>{head}</tr></thead>')
-    parts.append("<tbody>" + "\n".join(body) + "</tbody></table>")
-    for name, png in (images or {}).items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{esc(name)}</h2>")
-        parts.append(f'<img alt="{esc(name)}" src="data:image/png;base64,{data}">')
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
 def render(
     rows: Sequence[Mapping[str, Any]],
     fmt: str = "table",
@@ -376,14 +322,18 @@ def render(
     columns: Sequence[str] | str | None = None,
     objectives: Sequence[str] = (),
     width: int = 160,
+    directions: Mapping[str, str] | None = None,
+    cells: Sequence[str] = (),
 ) -> str:
     """Rows as text: ``table`` (rich, plain text), ``csv``, ``json``, ``markdown`` or ``html``.
 
     ``columns`` (names or ``"all"``) picks the columns of every format. Without it the text
     table shows what fits ``width`` (:func:`nasntk.columns.choose`), markdown and HTML every
     display column, CSV and JSON every field (spec and space options as JSON; JSON writes
-    non-finite numbers as ``null``). HTML is one self-contained file: the table, then ``images``
-    (PNG bytes, embedded as base64 data URIs), with ``info`` as a list of key/value facts on top.
+    non-finite numbers as ``null``). HTML is one self-contained page
+    (:func:`nasntk.report_html.page`): ``info`` facts, ``images`` (PNG bytes), ``cells`` (SVG
+    drawings of the rank-1 cell), then a sortable, filterable table whose score headers carry
+    their ``directions``.
     """
     from nasntk.columns import choose, parse
 
@@ -406,4 +356,8 @@ def render(
         return json.dumps([_plain({c: r.get(c) for c in cols}) for r in rows], indent=2) + "\n"
     if fmt in ("markdown", "md"):
         return _markdown(rows, cols)
-    return _html(rows, cols, title=title, images=images, info=info)
+    from nasntk.report_html import page
+
+    return page(
+        rows, cols, title=title, info=info, images=images, directions=directions, cells=cells
+    )

@@ -12,6 +12,7 @@ score-vs-parameters scatter is drawn here: one panel per objective, x = trainabl
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,48 @@ def _score_vs_params(study: optuna.Study, names: list[str]) -> bytes:
             color="tab:red",
             label=f"top {len(top)}",
         )
+        front = _size_front(xs, ys, maximize)
+        if len(front) > 1:
+            ax.step([xs[j] for j in front], [ys[j] for j in front], where="post",
+                    color="tab:green", lw=1.2, label="Pareto front (score vs size)")  # fmt: skip
         if xs and min(xs) > 0:
             ax.set_xscale("log")
         ax.set_xlabel("trainable parameters")
         ax.set_ylabel(f"{name} ({'higher' if maximize else 'lower'} is better)")
         ax.set_title(f"{name} vs parameters")
         ax.legend(loc="best", fontsize=8)
+    return _png(fig)
+
+
+def _size_front(xs: list[float], ys: list[float], maximize: bool) -> list[int]:
+    """Indices of the candidates no other beats on both size (fewer parameters) and score,
+    by increasing size."""
+    sign = 1.0 if maximize else -1.0
+    order = sorted(range(len(xs)), key=lambda j: (xs[j], -sign * ys[j]))
+    front, best = [], -math.inf
+    for j in order:
+        if sign * ys[j] > best:
+            front.append(j)
+            best = sign * ys[j]
+    return front
+
+
+def _distributions(study: optuna.Study, names: list[str]) -> bytes:
+    """Histogram of each objective over the distinct completed candidates."""
+    import matplotlib.pyplot as plt
+
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not record.is_duplicate(t)
+    ]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 3.4), squeeze=False)
+    for i, (name, ax) in enumerate(zip(names, axes[0], strict=True)):
+        vals = [t.values[i] for t in complete if math.isfinite(t.values[i])]
+        ax.hist(vals, bins=min(40, max(5, len(vals) // 4)), color="tab:blue", alpha=0.8)
+        ax.set_xlabel(name)
+        ax.set_ylabel("candidates")
+        ax.set_title(f"distribution of {name} ({len(vals)} candidates)")
     return _png(fig)
 
 
@@ -121,6 +158,7 @@ def figures(study: optuna.Study) -> dict[str, bytes]:
         warnings.simplefilter("ignore")
         out["history"] = _history(study, names)
         out["score_vs_params"] = _score_vs_params(study, names)
+        out["score_distributions"] = _distributions(study, names)
         if len(names) in (2, 3):
             out["pareto_front"] = _pareto(study, names)
     return out

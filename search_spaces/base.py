@@ -107,6 +107,11 @@ class SearchSpace(abc.ABC):
         """
         return None
 
+    def cell_graph(self, spec: Spec) -> list[tuple[str, list[str], list[tuple[int, int, str]]]]:
+        """The cell(s) of a cell space as drawable graphs: ``[(title, node labels, edges (i, j,
+        op))]`` in topological order (:mod:`nasntk.cellsvg`); ``[]`` for other spaces."""
+        return []
+
     def describe(self, spec: Spec) -> str:
         """One line for tables (defaults to the text form)."""
         return self.format(spec)

@@ -540,6 +540,18 @@ class DartsSpace(SearchSpace):
         spec = self.validate(spec)
         return format_genotype(*(_pairs(spec[cell]) for cell in CELLS))
 
+    def cell_graph(self, spec: Spec) -> list[tuple[str, list[str], list[tuple[int, int, str]]]]:
+        """Normal and reduction cell: inputs c_{k-2}, c_{k-1}, nodes 0–3, their concatenation."""
+        spec = self.validate(spec)
+        out = []
+        for cell in CELLS:
+            pairs = _pairs(spec[cell])
+            nodes = ["k-2", "k-1", "0", "1", "2", "3", "out"]
+            edges = [(src, 2 + k // 2, op) for k, (op, src) in enumerate(pairs)]
+            edges += [(2 + k, 6, "") for k in range(4)]
+            out.append((f"{cell} cell", nodes, edges))
+        return out
+
     def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
         """The cell as the DARTS paper's ``Genotype`` (NAS-Bench-301's input)."""
         return {"benchmark": "NAS-Bench-301 (DARTS)", "genotype": self.format(spec),

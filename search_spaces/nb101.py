@@ -513,6 +513,15 @@ class NB101Space(SearchSpace):
         spec = self.validate(spec)
         return f"{format_matrix(spec['matrix'])}|{','.join(spec['ops'])}"
 
+    def cell_graph(self, spec: Spec) -> list[tuple[str, list[str], list[tuple[int, int, str]]]]:
+        """The pruned cell: its vertices (ops abbreviated) and the adjacency's edges."""
+        short = {"input": "in", "output": "out", "conv3x3-bn-relu": "3x3",
+                 "conv1x1-bn-relu": "1x1", "maxpool3x3": "pool"}  # fmt: skip
+        p = self.pruned(spec)
+        m = p["matrix"]
+        edges = [(i, j, "") for i in range(len(m)) for j in range(len(m)) if m[i][j]]
+        return [("NB101 cell", [short.get(o, o) for o in p["ops"]], edges)]
+
     def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
         """The pruned cell as NAS-Bench-101's ``ModelSpec(matrix, ops)`` arguments."""
         p = self.pruned(spec)

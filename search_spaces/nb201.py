@@ -331,6 +331,13 @@ class NB201Space(SearchSpace):
     def format(self, spec: Spec) -> str:
         return format_arch(self.validate(spec)["ops"])
 
+    def cell_graph(self, spec: Spec) -> list[tuple[str, list[str], list[tuple[int, int, str]]]]:
+        """Nodes 0 (input) … 3 (output); one edge per op that is not ``none``."""
+        ops = self.validate(spec)["ops"]
+        pairs = [(j, i) for i in range(1, 4) for j in range(i)]  # EDGE_NAMES order
+        edges = [(j, i, op) for (j, i), op in zip(pairs, ops, strict=True) if op != "none"]
+        return [("NB201 cell", ["in", "1", "2", "out"], edges)]
+
     def rebuild(self, spec: Spec, **shape: int) -> dict[str, Any]:
         """The cell as NAS-Bench-201's ``arch_str`` (its API's ``query_index_by_arch``)."""
         return {"benchmark": "NAS-Bench-201", "arch_str": self.format(spec), **self.options()}

@@ -157,8 +157,8 @@ def test_search_leaderboard_export_plot_end_to_end(
     as_json = json.loads(Path(f"{out}.json").read_text())
     assert [r["spec"] for r in as_json] == [r["spec"] for r in ranked]
     page = Path(f"{out}.html").read_text()
-    assert all(f"<td>{r['arch']}</td>" in page for r in ranked)
-    assert page.count("data:image/png;base64,") == 2  # history + score vs params
+    assert all(f'<td class="arch">{r["arch"]}</td>' in page for r in ranked)
+    assert page.count("data:image/png;base64,") == 3  # history, score vs params, distributions
     assert Path(f"{out}.markdown").read_text().count("\n") == len(ranked) + 2
     # --columns picks the columns of any format; an unknown one is a one-line error
     lb = ["leaderboard", "--storage", db]
@@ -187,6 +187,7 @@ def test_search_leaderboard_export_plot_end_to_end(
     assert main(["plot", "--storage", db, "--out", str(tmp_path / "figs")]) == 0
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "history.png",
+        "score_distributions.png",
         "score_vs_params.png",
     ]
     capsys.readouterr()

@@ -20,7 +20,15 @@ from nasntk.study import record
 if TYPE_CHECKING:  # the spaces import torch
     from nasntk.search_spaces import SearchSpace
 
-__all__ = ["build", "model_builder", "rebuild_info", "resolve_space", "seeded_build", "shape_of"]
+__all__ = [
+    "build",
+    "cell_drawings",
+    "model_builder",
+    "rebuild_info",
+    "resolve_space",
+    "seeded_build",
+    "shape_of",
+]
 
 SpaceLike = Union[str, "SearchSpace"]
 #: The input of a network when nothing says otherwise: CIFAR-like.
@@ -94,6 +102,14 @@ def rebuild_info(row: Mapping[str, Any]) -> dict[str, Any] | None:
     the timm spaces, the benchmark's standard form for cell spaces; ``None`` otherwise."""
     space_obj, spec, shape = _row_space_spec(row)
     return space_obj.rebuild(spec, **shape)
+
+
+def cell_drawings(row: Mapping[str, Any]) -> list[str]:
+    """SVG drawings of a row's cell(s) for cell spaces (:meth:`SearchSpace.cell_graph`)."""
+    from nasntk.cellsvg import svg
+
+    space_obj, spec, _ = _row_space_spec(row)
+    return [svg(nodes, edges, title) for title, nodes, edges in space_obj.cell_graph(spec)]
 
 
 def build(
