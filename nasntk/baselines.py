@@ -167,12 +167,22 @@ def flops(model: nn.Module, x: torch.Tensor) -> float:
 
     A multiply-add counts as 2 FLOPs (a Linear d_in→d_out layer: 2·d_in·d_out; a convolution:
     2·C_in/groups·k_h·k_w·C_out·H_out·W_out); element-wise ops (bias, activations, BN) are 0.
+    Parameters are held as constants while counting (``requires_grad`` off, then restored): the
+    counter's module tracker cannot follow a parameter passed between modules inside a tuple
+    (timm's PiT).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with forward_mode(model, "eval"), torch.no_grad(), counter:
-        model(x[:1])
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        with forward_mode(model, "eval"), torch.no_grad(), counter:
+            model(x[:1])
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
     return float(counter.get_total_flops())
 
 

@@ -145,12 +145,14 @@ class SearchSpace(abc.ABC):
         """FLOPs of one forward pass on one image, from ``torch.utils.flop_counter``.
 
         Counted on the meta device (no real arithmetic), so this is cheap even for large networks.
+        Parameters are counted as constants (``requires_grad`` off): the counter's module tracker
+        cannot follow a parameter passed between modules inside a tuple (timm's PiT).
         """
         from torch.utils.flop_counter import FlopCounterMode
 
         with torch.device("meta"):
             model = self.build(spec, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
-            model.eval()
+            model.eval().requires_grad_(False)
             x = torch.empty(1, in_chans, img_size, img_size)
             counter = FlopCounterMode(display=False)
             with counter, torch.no_grad():

@@ -528,3 +528,26 @@ def test_cli_benchmark_json(tmp_path, capsys):
     assert doc["scores"]["params"]["x_acc"]["kendall"] == pytest.approx(1.0)
     assert doc["scores"]["params"]["y_acc"]["spearman"] == pytest.approx(-1.0)
     assert set(doc["scores"]["naswot"]) == {"x_acc", "y_acc"}
+
+
+def test_cli_score_over_hard_zoo_models_gives_one_row_each(tmp_path, monkeypatch):
+    """The zoo models that broke `nasntk score` or the default (issues 11 and 15): every one is a
+    row — scores where it can run, its reason where it cannot (ghostnetv2 cannot run at 32×32)
+    — and the run exits 0. The whole ≤ 5M zoo (158 models) is the same command, in the note."""
+    monkeypatch.setenv("NASNTK_CACHE", "")
+    models = ["pit_ti_distilled_224", "efficientnet_b0", "lcnet_050", "tinynet_e",
+              "mobilenetv3_small_050", "ghostnetv2_100"]  # fmt: skip
+    specs = tmp_path / "zoo.txt"
+    specs.write_text("\n".join(models) + "\n")
+    out = tmp_path / "zoo.csv"
+    code = _cli("score", "--space", "timm", "--space-opt", "max_params=5e6", "--specs", str(specs),
+                "--data", "digits", "--n", "8", "--scores", "default,params,flops",
+                "--out", str(out))  # fmt: skip
+    assert code == 0
+    rows = {r["spec"]: r for r in scorecache.read_rows(out)}
+    assert set(rows) == set(models)
+    for name in models[:-1]:
+        r = rows[name]
+        assert all(math.isfinite(float(r[k])) for k in ("default", "params", "flops")), r
+    ghost = rows["ghostnetv2_100"]
+    assert math.isnan(float(ghost["default"])) and "cannot run" in ghost["reasons"]

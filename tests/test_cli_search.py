@@ -367,3 +367,30 @@ def test_export_of_a_missing_rank(tmp_path: Path, env: dict[str, str], capsys, m
     assert main(["export", "--storage", db, "--rank", "5"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no rank 5" in err
+
+
+def test_a_folder_of_24px_images_is_scored_at_24px_and_the_search_says_so(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from PIL import Image
+
+    for k, name in enumerate(("cat", "dog")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (24, 24), (40 * k + 7 * i,) * 3).save(
+                tmp_path / "imgs" / name / f"{i}.png"
+            )
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    args = ["search", "--data", f"folder:{tmp_path / 'imgs'}", "--trials", "2", "--n-kernel", "8"]
+    res = run([*args, "--storage", db, "--no-live"], env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert "12 images, 2 classes, 3 channel(s); networks scored on 8 of them at 24×24" in said
+    study = load(db)
+    from nasntk.leaderboard import rows
+
+    assert {r["img_size"] for r in rows(study)} == {24}  # the networks saw 24×24 inputs
+    assert study.study_name.startswith("nb201") and ":" not in study.study_name
+    # more images asked for than there are: the error names the fix
+    res = run([*args, "--n-kernel", "60", "--storage", db, "--study", "x"], env, tmp_path)
+    assert res.returncode == 2 and "--n-kernel 12" in res.stderr

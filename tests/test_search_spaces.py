@@ -402,3 +402,19 @@ def test_rebuild_of_cell_spaces_is_the_benchmarks_own_form() -> None:
             else:
                 assert space.parse(info["genotype"]) == space.validate(spec)
                 assert parse_genotype(info["genotype"])
+
+
+def test_flops_of_a_model_passing_a_parameter_between_modules() -> None:
+    """timm's PiT hands its class token (a parameter) to the next module inside a tuple, which
+    torch's FLOP counter could not follow ('Expected gradient function to be set'); both counts
+    hold parameters as constants, and the real count leaves requires_grad as it found it."""
+    from nasntk import baselines
+
+    space = TimmZooSpace(pattern="pit_ti_224", max_params=5e6)
+    spec = {"model": "pit_ti_224"}
+    meta = space.flops(spec, num_classes=10, in_chans=3, img_size=32)
+    model = space.build(spec, num_classes=10, in_chans=3, img_size=32)
+    real = baselines.flops(model, torch.randn(2, 3, 32, 32))
+    assert meta > 1e7 and real > 1e7
+    assert abs(meta - real) / real < 0.01  # the meta and the real count agree (attention aside)
+    assert all(p.requires_grad for p in model.parameters())
