@@ -412,6 +412,14 @@ def show_cmd(
         out.print(str(model), markup=False, highlight=False, soft_wrap=True)
 
 
+def _type_name(value: Any) -> str:
+    """The type of a space option, from its default (``tuple of int`` for a tuple of ints)."""
+    if isinstance(value, (tuple, list)) and value:
+        inner = sorted({type(v).__name__ for v in value})
+        return f"{type(value).__name__} of {' | '.join(inner)}"
+    return "any" if value is None else type(value).__name__
+
+
 def spaces_cmd(
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Show only this space."),
 ) -> None:
@@ -441,7 +449,10 @@ def spaces_cmd(
             tbl.add_row(name if i == 0 else "", d.name, d.choices, d.help)
         for key, default in option_defaults(type(obj)).items():
             tbl.add_row(
-                "", f"--space-opt {key}=…", f"default {default!r}", "space option (network)"
+                "",
+                f"--space-opt {key}=…",
+                f"{_type_name(default)}, default {default!r}",
+                "space option (network)",
             )
     stdout().print(tbl)
 

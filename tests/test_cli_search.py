@@ -199,7 +199,7 @@ def test_search_leaderboard_export_plot_end_to_end(
     # the space options are listed with their defaults, and a wrong one names the valid ones
     assert main(["spaces", "--space", "nb201"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--space-opt C=…" in out and "default 16" in out and "default 5" in out
+    assert "--space-opt C=…" in out and "int, default 16" in out and "default 5" in out
     assert main(["search", "--space", "nb201", "--space-opt", "bogus=1", "--trials", "1"]) == 2
     err = capsys.readouterr().err
     assert "unknown option(s) bogus" in err and "C (default 16)" in err
