@@ -193,14 +193,15 @@ def _structural_copy(module: nn.Module, memo: dict[int, nn.Module]) -> nn.Module
             continue
         if isinstance(value, (nn.Module, Tensor)):
             return None
-        if isinstance(value, (list, tuple)) and any(
-            isinstance(v, (nn.Module, Tensor)) for v in value
-        ):
-            return None
+        if isinstance(value, (list, tuple)):
+            if any(isinstance(v, (nn.Module, Tensor)) for v in value):
+                return None
+            if isinstance(value, list):  # a container the copy may change: its own
+                state[key] = list(value)
         if isinstance(value, dict):
             if any(isinstance(v, (nn.Module, Tensor)) for v in value.values()):
                 return None
-            state[key] = type(value)(value) if key.startswith("_") else value
+            state[key] = type(value)(value)  # hook registries and the like: the copy's own
     memo[id(module)] = new
     children = {}
     for name, child in module._modules.items():
@@ -227,7 +228,10 @@ def private_copy(model: nn.Module) -> nn.Module:
     share the caller's storage, and BatchNorm running statistics of their own (the frozen mode
     overwrites them). Falls back to ``copy.deepcopy`` for a model that keeps modules or tensors
     outside the registries. The kernel never writes a parameter."""
-    copied = _structural_copy(model, {})
+    try:
+        copied = _structural_copy(model, {})
+    except Exception:  # an exotic module (lazy parameters, custom __new__): copy it whole
+        copied = None
     if copied is None:
         return copy.deepcopy(model)
     for m in batchnorms(copied):
