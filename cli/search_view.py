@@ -144,28 +144,8 @@ def _compact_columns(study: Any, rows: list[dict[str, Any]]) -> list[str]:
     return [c for c in dict.fromkeys(cols) if c in present]
 
 
-def chance_warnings(ranked: list[dict[str, Any]]) -> list[str]:
-    """Scores that mean nothing on this study: kernel-regression accuracy (``pntk_krr``) whose
-    median over the candidates is at or below chance, 1 / classes."""
-    import statistics
-
-    krr = [r.get("pntk_krr") for r in ranked]
-    krr = [float(v) for v in krr if isinstance(v, (int, float)) and v == v]
-    classes = next((r.get("num_classes") for r in ranked if r.get("num_classes")), None)
-    if not krr or not classes:
-        return []
-    chance, median = 1.0 / float(classes), statistics.median(krr)
-    if median > chance:
-        return []
-    return [
-        f"pntk_krr (kernel-regression accuracy on a held-out part of the N images) has median "
-        f"{median:.3f}, at or below chance ({chance:.3f} for {classes} classes): at this N it is "
-        "noise, do not rank by it (raise --n-kernel, or rank by default)"
-    ]
-
-
 def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted: bool) -> None:
-    from nasntk.leaderboard import rows, summary, table
+    from nasntk.leaderboard import chance_warnings, rows, summary, table
 
     err = stderr()
     s = summary(study)
@@ -187,9 +167,10 @@ def final_report(study: Any, *, top: int, seconds: Optional[float], interrupted:
         err.print(
             "[yellow]interrupted[/]: completed trials are saved; rerun the same command to resume"
         )
-    for warning in chance_warnings(rows(study)):
+    every = rows(study)
+    for warning in chance_warnings(every):
         err.print(f"[yellow]warning[/]: {warning}")
-    ranked = rows(study, top=top)
+    ranked = every[:top]
     if ranked:
         title = f"top {len(ranked)} of {s['study']}"
         out = stdout()

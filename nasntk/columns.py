@@ -11,7 +11,7 @@ JSON) keep every column unless ``--columns`` says otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from nasntk.errors import NasntkError
 from nasntk.tables import format_value
@@ -26,19 +26,11 @@ ARCH_MIN_WIDTH = 24
 _PAD = 3
 
 
-class Choice(tuple):
-    """``(columns, left_out)``: the columns to show and the available ones not shown."""
+class Choice(NamedTuple):
+    """The columns to show, and the available ones not shown."""
 
-    def __new__(cls, columns: Sequence[str], left_out: Sequence[str] = ()) -> Choice:
-        return super().__new__(cls, (list(columns), list(left_out)))
-
-    @property
-    def columns(self) -> list[str]:
-        return self[0]
-
-    @property
-    def left_out(self) -> list[str]:
-        return self[1]
+    columns: list[str]
+    left_out: list[str]
 
 
 def fields(rows: Sequence[Mapping[str, Any]], *, display: bool = True) -> list[str]:
@@ -97,7 +89,7 @@ def choose(
     everything = fields(rows, display=False)
     available = fields(rows, display=display)
     if requested == "all":
-        return Choice(available)
+        return Choice(available, [])
     if isinstance(requested, list):
         unknown = [c for c in requested if c not in everything]
         if unknown and rows:
@@ -106,7 +98,7 @@ def choose(
             )
         return Choice(requested, [c for c in available if c not in requested])
     if width is None:
-        return Choice(available)
+        return Choice(available, [])
     first = ["rank", "pareto_rank", "trial", "arch", *objectives, "params", "flops"]
     shown = [c for c in dict.fromkeys(first) if c in available]
     used = 4 + sum(_width(rows, c) for c in shown)

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "FORMATS",
     "check_format",
     "check_rank",
+    "chance_warnings",
     "check_top",
     "export_row",
     "pareto_ranks",
@@ -199,6 +201,24 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "failures": dict(failures.most_common()),
         "prunes": dict(pruned.most_common()),
     }
+
+
+def chance_warnings(ranked: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Scores that mean nothing on this study: kernel-regression accuracy (``pntk_krr``) whose
+    median over the candidates is at or below chance, 1 / classes."""
+    krr = [r.get("pntk_krr") for r in ranked]
+    krr = [float(v) for v in krr if isinstance(v, (int, float)) and v == v]
+    classes = next((r.get("num_classes") for r in ranked if r.get("num_classes")), None)
+    if not krr or not classes:
+        return []
+    chance, median = 1.0 / float(classes), statistics.median(krr)
+    if median > chance:
+        return []
+    return [
+        f"pntk_krr (kernel-regression accuracy on a held-out part of the N images) has median "
+        f"{median:.3f}, at or below chance ({chance:.3f} for {classes} classes): at this N it is "
+        "noise, do not rank by it (raise --n-kernel, or rank by default)"
+    ]
 
 
 def study_info(study: optuna.Study) -> dict[str, Any]:

@@ -170,9 +170,7 @@ def correlate(
             low = high = math.nan
         else:
             corr = rank_correlations(s, a)
-            _, low, high = (
-                bootstrap_ci(s, a, n_boot=500) if len(keep) >= 3 else (0, math.nan, math.nan)
-            )
+            _, low, high = bootstrap_ci(s, a, n_boot=500)  # nan bounds for too few pairs
         out[name] = {**corr, "n": len(keep), "kendall_low": low, "kendall_high": high}
     return out
 

@@ -144,20 +144,15 @@ class RegNetSpace(FieldSpace):
                 f"exactly 4 (a larger wa or smaller wm adds stages)"
             )
 
+    #: The spec fields that are timm ``RegNetCfg`` fields of the same name.
+    CFG_FIELDS = ("depth", "w0", "wa", "wm", "group_size", "bottle_ratio", "se_ratio")
+
     def build(
         self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
     ) -> nn.Module:
         s = self.validate(spec)
         check_build_args(self.name, num_classes, in_chans, img_size)
-        cfg = RegNetCfg(
-            depth=s["depth"],
-            w0=s["w0"],
-            wa=s["wa"],
-            wm=s["wm"],
-            group_size=s["group_size"],
-            bottle_ratio=s["bottle_ratio"],
-            se_ratio=s["se_ratio"],
-        )
+        cfg = RegNetCfg(**{k: s[k] for k in self.CFG_FIELDS})
         return RegNet(
             cfg, in_chans=in_chans, num_classes=num_classes, zero_init_last=self.zero_init_last
         )
@@ -166,8 +161,7 @@ class RegNetSpace(FieldSpace):
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> dict[str, Any]:
         s = self.validate(spec)
-        fields = ("depth", "w0", "wa", "wm", "group_size", "bottle_ratio", "se_ratio")
-        cfg = ", ".join(f"{k}={s[k]!r}" for k in fields)
+        cfg = ", ".join(f"{k}={s[k]!r}" for k in self.CFG_FIELDS)
         code = (
             "from timm.models.regnet import RegNet, RegNetCfg\n"
             f"model = RegNet(RegNetCfg({cfg}), in_chans={in_chans!r}, num_classes={num_classes!r}, "

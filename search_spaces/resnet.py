@@ -73,34 +73,29 @@ class ResNetSpace(FieldSpace):
             }
         )
 
+    def _arguments(self, spec: Spec, num_classes: int, in_chans: int) -> dict[str, Any]:
+        """timm ``ResNet``'s arguments for a valid spec, but the block class (``build`` passes
+        the class, ``rebuild`` writes its name)."""
+        w = spec["width"]
+        return dict(layers=tuple(spec["layers"]), channels=(w, 2 * w, 4 * w, 8 * w),
+                    stem_width=w // 2, stem_type=STEMS[spec["stem"]], avg_down=spec["avg_down"],
+                    num_classes=num_classes, in_chans=in_chans,
+                    zero_init_last=self.zero_init_last)  # fmt: skip
+
     def build(
         self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
     ) -> nn.Module:
         spec = self.validate(spec)
         check_build_args(self.name, num_classes, in_chans, img_size)
-        w = spec["width"]
-        return ResNet(
-            block=BasicBlock if spec["block"] == "basic" else Bottleneck,
-            layers=tuple(spec["layers"]),
-            channels=(w, 2 * w, 4 * w, 8 * w),
-            stem_width=w // 2,
-            stem_type=STEMS[spec["stem"]],
-            avg_down=spec["avg_down"],
-            num_classes=num_classes,
-            in_chans=in_chans,
-            zero_init_last=self.zero_init_last,
-        )
+        block = BasicBlock if spec["block"] == "basic" else Bottleneck
+        return ResNet(block=block, **self._arguments(spec, num_classes, in_chans))
 
     def rebuild(
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> dict[str, Any]:
         s = self.validate(spec)
-        w, block = s["width"], "BasicBlock" if s["block"] == "basic" else "Bottleneck"
-        kwargs = dict(layers=tuple(s["layers"]), channels=(w, 2 * w, 4 * w, 8 * w),
-                      stem_width=w // 2, stem_type=STEMS[s["stem"]], avg_down=s["avg_down"],
-                      num_classes=num_classes, in_chans=in_chans,
-                      zero_init_last=self.zero_init_last)  # fmt: skip
-        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        block = "BasicBlock" if s["block"] == "basic" else "Bottleneck"
+        args = ", ".join(f"{k}={v!r}" for k, v in self._arguments(s, num_classes, in_chans).items())
         code = f"from timm.models.resnet import ResNet, {block}\nmodel = ResNet(block={block}, {args})\n"
         return {"code": code}
 

@@ -78,6 +78,13 @@ class ViTSpace(FieldSpace):
                 f"vit: field 'heads' ({spec['heads']}) must divide field 'dim' ({spec['dim']})"
             )
 
+    def _arguments(self, spec: Spec, num_classes: int, in_chans: int, img_size: int) -> dict:
+        """timm ``VisionTransformer``'s arguments for a valid spec (``build`` and ``rebuild``)."""
+        return dict(img_size=img_size, patch_size=spec["patch"], in_chans=in_chans,
+                    num_classes=num_classes, embed_dim=spec["dim"], depth=spec["depth"],
+                    num_heads=spec["heads"], mlp_ratio=spec["mlp_ratio"],
+                    class_token=spec["pool"] == "token", global_pool=spec["pool"])  # fmt: skip
+
     def build(
         self, spec: Spec, *, num_classes: int, in_chans: int = 3, img_size: int = 32
     ) -> nn.Module:
@@ -87,27 +94,12 @@ class ViTSpace(FieldSpace):
             raise NasntkError(
                 f"vit: image size {img_size} is not divisible by patch size {s['patch']}"
             )
-        return VisionTransformer(
-            img_size=img_size,
-            patch_size=s["patch"],
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=s["dim"],
-            depth=s["depth"],
-            num_heads=s["heads"],
-            mlp_ratio=s["mlp_ratio"],
-            class_token=s["pool"] == "token",
-            global_pool=s["pool"],
-        )
+        return VisionTransformer(**self._arguments(s, num_classes, in_chans, img_size))
 
     def rebuild(
         self, spec: Spec, *, num_classes: int = 10, in_chans: int = 3, img_size: int = 32
     ) -> dict[str, Any]:
-        s = self.validate(spec)
-        kwargs = dict(img_size=img_size, patch_size=s["patch"], in_chans=in_chans,
-                      num_classes=num_classes, embed_dim=s["dim"], depth=s["depth"],
-                      num_heads=s["heads"], mlp_ratio=s["mlp_ratio"],
-                      class_token=s["pool"] == "token", global_pool=s["pool"])  # fmt: skip
+        kwargs = self._arguments(self.validate(spec), num_classes, in_chans, img_size)
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         code = (
             "from timm.models.vision_transformer import VisionTransformer\n"

@@ -100,7 +100,7 @@ def test_leaderboard_exports_parse_back(db: str) -> None:
 
 
 def test_chance_warning_for_kernel_regression_below_chance():
-    from nasntk.cli.search_view import chance_warnings
+    from nasntk.leaderboard import chance_warnings
 
     rows = [{"pntk_krr": v, "num_classes": 10} for v in (0.033, 0.1, 0.05, 0.2)]
     (warning,) = chance_warnings(rows)  # median 0.075 < 1/10

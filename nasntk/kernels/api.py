@@ -98,7 +98,7 @@ def _structured_kernel(
     chunk_size: int | None,
     budget: int,
     auto: bool,
-    probes: dict | None = None,
+    probes: dict,
 ) -> Tensor:
     """Per-layer kernel (:mod:`.structured`) plus the generic kernel of the leftover parameters.
 
@@ -106,10 +106,10 @@ def _structured_kernel(
     pass over everything is then cheaper than a structured pass plus a generic one. The probe
     runs on one sample; the first batched forward checks what a second probe would have
     (:class:`~.structured.Recheck`: only when that check fails is the model probed again).
+    ``probes`` keeps each input shape's probe for later calls through the same prepared model.
     """
     if setup.bn == "batch" or not setup.x.is_floating_point():
         raise Unsupported("samples are not independent or inputs are not floating point")
-    probes = {} if probes is None else probes
     key = (tuple(setup.x.shape[1:]), setup.x.dtype, tuple(proj.shape))
     if key in probes:  # a probe of this input shape already ran through this prepared model
         return _structured_pass(setup, proj, full, chunk_size, budget, auto, probes[key])
@@ -181,9 +181,21 @@ class KernelFn:
     parameter objects) needs a new function.
     """
 
-    def __init__(self, model: nn.Module, **opts) -> None:
-        kind = opts.get("kind", "pntk")
-        implementation = opts.get("implementation", "auto")
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        kind: str = "pntk",
+        params: str = "all",
+        bn: str = "eval",
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "auto",
+        chunk_size: int | None = None,
+        max_memory: int | None = None,
+        implementation: str = "auto",
+        proj_dim: int = 8,
+        seed: int = 0,
+    ) -> None:
         if kind not in KINDS:
             raise NasntkError(f"unknown kernel kind {kind!r}; choose one of {', '.join(KINDS)}")
         if implementation not in IMPLEMENTATIONS:
@@ -191,70 +203,50 @@ class KernelFn:
                 f"unknown implementation {implementation!r}; choose one of "
                 f"{', '.join(IMPLEMENTATIONS)}"
             )
-        self.opts = opts
-        self.budget = _budget(opts.get("max_memory"))
+        self.kind, self.params, self.bn, self.dtype, self.device = kind, params, bn, dtype, device
+        self.chunk_size, self.implementation = chunk_size, implementation
+        self.proj_dim, self.seed = proj_dim, seed
+        self.budget = _budget(max_memory)
         self._model = model
         self._prepared: PreparedModel | None = None
         self._probes: dict = {}
 
     def __call__(self, x1: Tensor, x2: Tensor | None = None) -> Tensor:
-        o = self.opts
-        kind, bn = o.get("kind", "pntk"), o.get("bn", "eval")
-        implementation = o.get("implementation", "auto")
-        chunk_size = o.get("chunk_size")
         if self._prepared is None:
             self._prepared = prepare_model(
                 self._model,
-                params=o.get("params", "all"),
-                bn=bn,
-                dtype=o.get("dtype", torch.float64),
-                device=o.get("device", "auto"),
+                params=self.params,
+                bn=self.bn,
+                dtype=self.dtype,
+                device=self.device,
                 like=x1 if isinstance(x1, Tensor) else None,
             )
         setup = with_batch(self._prepared, x1, x2)
         fdtype = setup.x.dtype if setup.x.is_floating_point() else torch.float32
         proj = projection(
-            kind, setup.num_outputs, proj_dim=o.get("proj_dim", 8), seed=o.get("seed", 0),
-            dtype=fdtype, device=setup.device,
+            self.kind, setup.num_outputs, proj_dim=self.proj_dim, seed=self.seed, dtype=fdtype,
+            device=setup.device,
         )  # fmt: skip
-        full = kind == "entk"
+        full, chunk, implementation = self.kind == "entk", self.chunk_size, self.implementation
         with torch.enable_grad():
-            if implementation == "vmap" or (implementation == "auto" and bn == "batch"):
-                return _vmap_kernel(setup, proj, full, chunk_size, self.budget)
+            if implementation == "vmap" or (implementation == "auto" and self.bn == "batch"):
+                return _vmap_kernel(setup, proj, full, chunk, self.budget)
             try:
                 auto = implementation == "auto"
-                return _structured_kernel(
-                    setup, proj, full, chunk_size, self.budget, auto, self._probes
-                )
+                return _structured_kernel(setup, proj, full, chunk, self.budget, auto, self._probes)
             except Unsupported as exc:
                 if implementation == "structured":
                     raise NasntkError(
                         f"implementation='structured' cannot handle this case: {exc}"
                     ) from exc
-                return _vmap_kernel(setup, proj, full, chunk_size, self.budget)
+                return _vmap_kernel(setup, proj, full, chunk, self.budget)
 
 
-def kernel_fn(
-    model: nn.Module,
-    *,
-    kind: str = "pntk",
-    params: str = "all",
-    bn: str = "eval",
-    dtype: torch.dtype = torch.float64,
-    device: str | torch.device = "auto",
-    chunk_size: int | None = None,
-    max_memory: int | None = None,
-    implementation: str = "auto",
-    proj_dim: int = 8,
-    seed: int = 0,
-) -> KernelFn:
+def kernel_fn(model: nn.Module, **opts) -> KernelFn:
     """A kernel function of ``model``: ``kernel_fn(model, **opts)(x1, x2)`` equals
-    ``kernel(model, x1, x2, **opts)``, and repeated calls reuse the set-up (:class:`KernelFn`)."""
-    return KernelFn(
-        model, kind=kind, params=params, bn=bn, dtype=dtype, device=device,
-        chunk_size=chunk_size, max_memory=max_memory, implementation=implementation,
-        proj_dim=proj_dim, seed=seed,
-    )  # fmt: skip
+    ``kernel(model, x1, x2, **opts)``, and repeated calls reuse the set-up (:class:`KernelFn`,
+    whose keyword arguments are :func:`kernel`'s options)."""
+    return KernelFn(model, **opts)
 
 
 def pntk_fn(model: nn.Module, **opts) -> KernelFn:
@@ -300,7 +292,7 @@ def kernel(
         [N1, N2] (``entk``: [N1·O, N2·O], row n·O + j) in ``dtype`` on the compute device.
         The caller's model is never modified.
     """
-    return kernel_fn(
+    return KernelFn(
         model, kind=kind, params=params, bn=bn, dtype=dtype, device=device,
         chunk_size=chunk_size, max_memory=max_memory, implementation=implementation,
         proj_dim=proj_dim, seed=seed,

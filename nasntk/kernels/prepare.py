@@ -262,7 +262,6 @@ class PreparedModel:
     """
 
     net: nn.Module
-    names: list[str]
     bn: str
     dtype: torch.dtype
     device: torch.device
@@ -324,7 +323,7 @@ def prepare_model(
     chosen = {k: named_params[k] for k in names}
     constants = {k: v for k, v in named_params.items() if k not in keep}
     constants.update(dict(net.named_buffers()))
-    return PreparedModel(net, names, bn, dtype, dev, float_dtype, layers, chosen, constants)
+    return PreparedModel(net, bn, dtype, dev, float_dtype, layers, chosen, constants)
 
 
 def with_batch(prep: PreparedModel, x1: Tensor, x2: Tensor | None) -> Setup:
