@@ -149,6 +149,55 @@ def test_cnn_matches_naive_reference(bn, monkeypatch):
     assert rel(pntk(net, x1, x2, bn=bn, device="cpu"), p_ref) < 1e-5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_symmetric_gram_from_the_upper_blocks_equals_the_full_product(dtype, monkeypatch):
+    """A Gram X Xᵀ formed from its row blocks on and above the diagonal (both dtypes, the
+    float32 features summed in blocks of BLOCK parameters) equals the float64 product."""
+    from nasntk.kernels import gram
+
+    monkeypatch.setattr(gram, "TRIANGLE_ROWS", 3)
+    monkeypatch.setattr(gram, "BLOCK", 16)
+    calls = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, b: calls.append(a.shape) or bmm(a, b))
+    a = torch.randn(2, 9, 50, dtype=dtype)
+    ref = torch.einsum("knp,kmp->knm", a.double(), a.double())
+    got = gram.dot(a, a, torch.float64, 1 << 20, symmetric=True)
+    assert rel(got, got.transpose(1, 2)) < 1e-6
+    assert rel(got, ref) < (1e-6 if dtype == torch.float32 else 1e-12)
+    assert all(shape[1] < 9 for shape in calls)  # never the whole 9×9 product: 3 of 4 blocks
+    full = gram.dot(a, a, torch.float64, 1 << 20)
+    assert rel(full, ref) < (1e-6 if dtype == torch.float32 else 1e-12)
+
+
+def test_cnn_pntk_from_upper_gram_blocks_matches_naive_reference(monkeypatch):
+    from nasntk.kernels import gram
+
+    monkeypatch.setattr(gram, "TRIANGLE_ROWS", 2)
+    net = small_cnn()
+    x1 = images(6, 1)
+    e_ref, p_ref = reference(net, x1, x1, "eval", monkeypatch=monkeypatch)
+    assert rel(pntk(net, x1, device="cpu"), p_ref) < 1e-5
+    assert rel(entk(net, x1, device="cpu"), e_ref) < 1e-5
+
+
+@pytest.mark.parametrize("free_gib, budget_gib", [(100, 8), (16, 4), (2, 1)])
+def test_default_budget_is_a_quarter_of_free_memory_within_bounds(
+    free_gib, budget_gib, monkeypatch
+):
+    import psutil
+
+    from nasntk.kernels import api
+
+    class Reading:
+        available = free_gib << 30
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Reading())
+    assert api.default_budget(torch.device("cpu")) == budget_gib << 30
+    net, x = small_cnn(), images(5, 1)  # the budget moves no number
+    assert rel(pntk(net, x, device="cpu"), pntk(net, x, device="cpu", max_memory=20_000)) < 1e-12
+
+
 def test_bn_modes_differ():
     """The three BatchNorm modes are genuinely different kernels on a BN network."""
     net = small_cnn()

@@ -34,13 +34,32 @@ from .structured import (
 from .vmap import BatchFeatures, PerSampleFeatures
 
 IMPLEMENTATIONS = ("auto", "vmap", "structured")
-#: Working-memory budget (bytes) when neither ``max_memory`` nor ``chunk_size`` is given.
-DEFAULT_MAX_MEMORY = 2 << 30
+#: Bounds of the working-memory budget (bytes) when ``max_memory`` is not given: a quarter of
+#: the memory free on the kernel's device, within [1 GiB, 8 GiB]. A larger budget changes no
+#: number, only how often the forward+backward is repeated (once per parameter group whose
+#: stored features fit; experiments/README.md §4: ViT at N = 256, 3 passes at 2 GiB).
+DEFAULT_MAX_MEMORY = (1 << 30, 8 << 30)
 
 
-def _budget(max_memory: int | float | None) -> int:
+def default_budget(device: torch.device) -> int:
+    """A quarter of the memory free on ``device``, clipped to :data:`DEFAULT_MAX_MEMORY`."""
+    low, high = DEFAULT_MAX_MEMORY
+    try:
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+        else:
+            import psutil
+
+            free = psutil.virtual_memory().available
+    except Exception:  # an unknown device or no reading: the floor
+        return low
+    return int(min(high, max(low, free // 4)))
+
+
+def _budget(max_memory: int | float | None) -> int | None:
+    """The user's budget, checked; None: :func:`default_budget` of the device, per call."""
     if max_memory is None:
-        return DEFAULT_MAX_MEMORY
+        return None
     if not max_memory > 0:
         raise NasntkError(f"max_memory must be a positive number of bytes; got {max_memory!r}")
     return int(max_memory)
@@ -228,18 +247,19 @@ class KernelFn:
             device=setup.device,
         )  # fmt: skip
         full, chunk, implementation = self.kind == "entk", self.chunk_size, self.implementation
+        budget = self.budget if self.budget is not None else default_budget(setup.device)
         with torch.enable_grad():
             if implementation == "vmap" or (implementation == "auto" and self.bn == "batch"):
-                return _vmap_kernel(setup, proj, full, chunk, self.budget)
+                return _vmap_kernel(setup, proj, full, chunk, budget)
             try:
                 auto = implementation == "auto"
-                return _structured_kernel(setup, proj, full, chunk, self.budget, auto, self._probes)
+                return _structured_kernel(setup, proj, full, chunk, budget, auto, self._probes)
             except Unsupported as exc:
                 if implementation == "structured":
                     raise NasntkError(
                         f"implementation='structured' cannot handle this case: {exc}"
                     ) from exc
-                return _vmap_kernel(setup, proj, full, chunk, self.budget)
+                return _vmap_kernel(setup, proj, full, chunk, budget)
 
 
 def kernel_fn(model: nn.Module, **opts) -> KernelFn:
@@ -279,7 +299,8 @@ def kernel(
         dtype: accumulation dtype of the kernel (float64 by default).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         chunk_size: samples per vectorised chunk (default: from ``max_memory``).
-        max_memory: working-memory budget in bytes (default 2 GiB); features of parameter groups
+        max_memory: working-memory budget in bytes (default: a quarter of the device's free
+            memory, within 1–8 GiB); features of parameter groups
             and sample blocks are recomputed rather than held when they would exceed it.
         implementation: ``"vmap"`` (torch.func, any model and BN mode), ``"structured"``
             (per-layer path from one batched forward / backward; independent samples only, with

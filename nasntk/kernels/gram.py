@@ -20,7 +20,6 @@ at float32 matrix-multiply speed.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,10 +34,44 @@ Pair = Callable[[Any, Any, bool], Tensor]  # (features, features, full) -> block
 BLOCK = 4096
 
 
-def dot(a: Tensor, b: Tensor, dtype: torch.dtype, budget: int) -> Tensor:
-    """Batched inner products a[k] b[k]ᵀ ([k, n, P] × [k, m, P] → [k, n, m]) in ``dtype``."""
+#: A symmetric Gram X Xᵀ is formed block by block, only the blocks on and above the diagonal,
+#: when X has at least 2·TRIANGLE_ROWS rows: (B+1)/2B of the full product's multiply-adds for
+#: B row blocks (B ≤ TRIANGLE_PARTS: 75 % at B = 2; smaller blocks lose GEMM speed on CPU).
+TRIANGLE_ROWS = 64
+TRIANGLE_PARTS = 2
+
+
+def products(x: Tensor, y: Tensor, symmetric: bool = False) -> Tensor:
+    """Batched x[k] y[k]ᵀ ([k, n, P] × [k, m, P] → [k, n, m]) in x's dtype.
+
+    ``symmetric``: y is x, and only the row blocks on and above the diagonal are multiplied
+    (the others are their transposes).
+    """
+    n = x.shape[1]
+    parts = min(TRIANGLE_PARTS, n // TRIANGLE_ROWS) if symmetric else 1
+    if parts < 2:
+        return torch.bmm(x, y.transpose(1, 2))
+    out = torch.empty(x.shape[0], n, n, dtype=x.dtype, device=x.device)
+    edges = [n * i // parts for i in range(parts + 1)]
+    rows = [slice(edges[i], edges[i + 1]) for i in range(parts)]
+    for i, ri in enumerate(rows):
+        for rj in rows[i:]:
+            block = torch.bmm(x[:, ri], x[:, rj].transpose(1, 2))
+            out[:, ri, rj] = block
+            if rj != ri:
+                out[:, rj, ri] = block.transpose(1, 2)
+    return out
+
+
+def dot(
+    a: Tensor, b: Tensor, dtype: torch.dtype, budget: int, *, symmetric: bool = False
+) -> Tensor:
+    """Batched inner products a[k] b[k]ᵀ ([k, n, P] × [k, m, P] → [k, n, m]) in ``dtype``.
+
+    ``symmetric``: b equals a (a Gram): only half of the products are formed (:func:`products`).
+    """
     if a.dtype == dtype:
-        return torch.bmm(a, b.transpose(1, 2))
+        return products(a, b, symmetric)
     k, n, p = a.shape
     m = b.shape[1]
     out = torch.zeros(k, n, m, dtype=dtype, device=a.device)
@@ -49,22 +82,38 @@ def dot(a: Tensor, b: Tensor, dtype: torch.dtype, budget: int) -> Tensor:
         g = min(step, blocks - s)
         cols = slice(s * BLOCK, (s + g) * BLOCK)
         aa = a[:, :, cols].reshape(k, n, g, BLOCK).transpose(1, 2).reshape(k * g, n, BLOCK)
-        bb = b[:, :, cols].reshape(k, m, g, BLOCK).permute(0, 2, 3, 1).reshape(k * g, BLOCK, m)
-        out += torch.bmm(aa, bb).reshape(k, g, n, m).sum(1, dtype=dtype)
+        bb = aa
+        if not symmetric:
+            bb = b[:, :, cols].reshape(k, m, g, BLOCK).transpose(1, 2).reshape(k * g, m, BLOCK)
+        out += products(aa, bb, symmetric).reshape(k, g, n, m).sum(1, dtype=dtype)
     if p % BLOCK:
         tail = slice(blocks * BLOCK, p)
-        out += torch.bmm(a[:, :, tail], b[:, :, tail].transpose(1, 2)).to(dtype)
+        out += products(a[:, :, tail], b[:, :, tail], symmetric).to(dtype)
     return out
 
 
-def pair_gram(f1: Tensor, f2: Tensor, full: bool, *, dtype: torch.dtype, budget: int) -> Tensor:
-    """Gram of two feature blocks: [n, R, m, R] when ``full`` else the r-averaged [n, m]."""
+def pair_gram(
+    f1: Tensor,
+    f2: Tensor,
+    full: bool,
+    *,
+    dtype: torch.dtype,
+    budget: int,
+    symmetric: bool = False,
+) -> Tensor:
+    """Gram of two feature blocks: [n, R, m, R] when ``full`` else the r-averaged [n, m].
+
+    ``symmetric``: f2 is f1 (a diagonal block), so half of the products are formed.
+    """
     n, r, p = f1.shape
     m = f2.shape[0]
     if full:
-        k = dot(f1.reshape(1, n * r, p), f2.reshape(1, m * r, p), dtype, budget)
-        return k.reshape(n, r, m, r)
-    return dot(f1.transpose(0, 1), f2.transpose(0, 1), dtype, budget).sum(0) / r
+        a = f1.reshape(1, n * r, p)
+        b = a if symmetric else f2.reshape(1, m * r, p)
+        return dot(a, b, dtype, budget, symmetric=symmetric).reshape(n, r, m, r)
+    a = f1.transpose(0, 1)
+    b = a if symmetric else f2.transpose(0, 1)
+    return dot(a, b, dtype, budget, symmetric=symmetric).sum(0) / r
 
 
 def split(rows: range, size: int) -> list[range]:
@@ -93,7 +142,9 @@ def accumulate(
     Returns [n1*R, n2*R] (row n*R + r) when ``full`` else [n1, n2].
     """
     r = num_proj
-    pair = pair or functools.partial(pair_gram, dtype=dtype, budget=budget)
+    pair = pair or (
+        lambda f1, f2, full: pair_gram(f1, f2, full, dtype=dtype, budget=budget, symmetric=f1 is f2)
+    )
     shape = (n1, r, n2, r) if full else (n1, n2)
     out = torch.zeros(shape, dtype=dtype, device=device)
     rows1 = range(0, n1)

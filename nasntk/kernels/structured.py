@@ -331,17 +331,17 @@ class StructuredFeatures:
         n, r = f1.mat.shape[:2]
         m = f2.mat.shape[0]
         out = torch.zeros((n, r, m, r) if full else (n, m), dtype=dt, device=f1.mat.device)
+        same = f1 is f2
         if f1.mat.shape[2]:
-            out += gram.pair_gram(f1.mat, f2.mat, full, dtype=dt, budget=budget)
+            out += gram.pair_gram(f1.mat, f2.mat, full, dtype=dt, budget=budget, symmetric=same)
         for (a1, g1), (a2, g2) in zip(f1.factors, f2.factors, strict=True):
             out += _factor_gram(a1, g1, a2, g2, full, dt, budget)
-        same = f1 is f2
         for (p, x1, g1), (_, x2, g2) in zip(f1.raw, f2.raw, strict=True):
             for part in _slices(p, n + m, r, budget):
                 phi1 = _materialise(p, x1, g1, part)
                 phi2 = phi1 if same else _materialise(p, x2, g2, part)
                 for a, b in zip(phi1, phi2, strict=True):
-                    out += gram.pair_gram(a, b, full, dtype=dt, budget=budget)
+                    out += gram.pair_gram(a, b, full, dtype=dt, budget=budget, symmetric=same)
                 del phi1, phi2
         return out
 
