@@ -25,6 +25,7 @@ shared machine would: the oversubscribed case.
     python experiments/bench_kernels.py --n 16,24 --threads 1,2 --busy 1 --methods fwdbwd,pntk,loop
     python experiments/bench_kernels.py --models resnet18 --n 64 --entk-max-n 64
     python experiments/bench_kernels.py --resnet50               # pNTK of resnet50 at N = 1000
+    python experiments/bench_kernels.py --breakdown --n 16,24 --threads 1 --repeat 5
 """
 
 from __future__ import annotations
@@ -128,6 +129,56 @@ def child(cfg: dict) -> dict:
     return {"wall": min(wall), "cpu": min(cpu), "peak_mb": peak, "base_mb": base}
 
 
+def breakdown(cfg: dict) -> dict:
+    """Where one fresh ``pntk`` call's time goes (ms, mean of ``repeat`` calls after two warm-up
+    calls): the model copy, the batch set-up (one small forward for the output size), the
+    one-sample probe, and the structured pass itself, beside one batched forward+backward and
+    one forward alone. From the last two, the ratio eNTK/pNTK would have if both cost only their
+    passes, (F + O·B) / (F + B) with O = 10 backward passes against one: the most it can be where
+    the Grams are negligible (small N)."""
+    import torch
+
+    from nasntk import pntk
+    from nasntk.kernels import api
+
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    model = build(cfg["model"]).eval()
+    x = torch.randn(cfg["n"], 3, 32, 32)
+    spent: dict[str, float] = {}
+    for name in ("prepare_model", "with_batch", "trace_probe", "_structured_pass"):
+
+        def timed(*a, _f=getattr(api, name), _name=name, **k):
+            t = time.perf_counter()
+            out = _f(*a, **k)
+            spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t
+            return out
+
+        setattr(api, name, timed)
+    for _ in range(2):
+        pntk(model, x, bn="eval", device="cpu")
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+    spent.clear()
+    t = time.perf_counter()
+    for _ in range(cfg["repeat"]):
+        pntk(model, x, bn="eval", device="cpu")
+    total = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(cfg["repeat"]):
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+    fwdbwd = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(cfg["repeat"]):
+            model(x)
+    fwd = time.perf_counter() - t
+    ms = {k: 1e3 * v / cfg["repeat"] for k, v in spent.items()}
+    per = 1e3 / cfg["repeat"]
+    return {"pntk": total * per, "fwdbwd": fwdbwd * per, "fwd": fwd * per, **ms}
+
+
 def busy() -> None:
     """A CPU-bound neighbour: float32 matmuls on one thread, forever."""
     import torch
@@ -172,11 +223,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-memory", type=float, default=None, help="nasntk budget (bytes)")
     ap.add_argument("--timeout", type=float, default=1200, help="per measurement (s)")
     ap.add_argument("--resnet50", action="store_true", help="only: pNTK of resnet50, N=1000")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="only: where a fresh pNTK call's time goes"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--busy-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        cfg = json.loads(args.child)
+        print(json.dumps(breakdown(cfg) if cfg["method"] == "breakdown" else child(cfg)))
         return
     if args.busy_child:
         busy()
@@ -194,7 +249,33 @@ def main(argv: list[str] | None = None) -> None:
             p.kill()
 
 
+def _breakdown(args: argparse.Namespace) -> None:
+    cols = ("fwd", "fwdbwd", "pntk", "prepare_model", "with_batch", "trace_probe")
+    cols += ("_structured_pass",)
+    print("ms per call (mean):", "  ".join(cols), "  pass/fwdbwd  pNTK/fwdbwd  eNTK bound")
+    for model in args.models.split(","):
+        for n in (int(v) for v in args.n.split(",")):
+            for t in (int(v) for v in str(args.threads).split(",")):
+                cfg = {"model": model, "n": n, "method": "breakdown", "threads": t}
+                r = measure(dict(cfg, repeat=args.repeat), args.timeout)
+                if "skipped" in r:
+                    print(f"{model:<22} {n:>4} {t:>2}  ({r['skipped']})")
+                    continue
+                vals = "  ".join(f"{r.get(c, 0):8.0f}" for c in cols)
+                # eNTK/pNTK when both cost only their passes: O = 10 backward passes against one
+                f, b = r["fwd"], max(r["fwdbwd"] - r["fwd"], 1e-9)
+                bound = (f + 10 * b) / (f + b)
+                ratios = (
+                    f"{r['_structured_pass'] / r['fwdbwd']:6.2f} {r['pntk'] / r['fwdbwd']:6.2f} "
+                    f"{bound:6.1f}"
+                )
+                print(f"{model:<22} {n:>4} {t:>2}  {vals}  {ratios}", flush=True)
+
+
 def _run(args: argparse.Namespace) -> None:
+    if args.breakdown:
+        _breakdown(args)
+        return
     models, ns, methods = args.models.split(","), [int(v) for v in args.n.split(",")], None
     methods = args.methods.split(",")
     if args.resnet50:
