@@ -397,6 +397,44 @@ def test_per_sample_conv_gradients_match_autograd_on_both_paths(size, conv):
     assert rel(got, ref) < 1e-12
 
 
+@pytest.mark.parametrize(
+    "conv",
+    [
+        dict(stride=1, padding=1, dilation=1),
+        dict(stride=2, padding=(2, 1), dilation=(2, 1)),
+        dict(stride=1, padding="same", dilation=2),
+    ],
+)
+@pytest.mark.parametrize("projections", [None, 2])
+def test_per_sample_depthwise_conv_gradients_match_autograd(conv, projections):
+    """Grouped per-sample weight gradients of a depthwise conv (the mobile families' layer)
+    against per-sample autograd, with one output gradient per sample and with R = 2 (one per
+    projection)."""
+    from nasntk.kernels import persample
+
+    torch.manual_seed(0)
+    layer = nn.Conv2d(4, 4, 3, groups=4, **conv).to(DT)
+    x = torch.randn(3, 4, 9, 9, dtype=DT)  # every channel its own values
+    out = layer(x)
+    r = projections or 1
+    g = torch.randn(3, r, *out.shape[1:], dtype=DT)
+    ref = torch.stack(
+        [
+            torch.stack(
+                [
+                    torch.autograd.grad((layer(x[i : i + 1]) * g[i, k]).sum(), layer.weight)[0]
+                    for k in range(r)
+                ]
+            ).reshape(r, -1)
+            for i in range(3)
+        ]
+    )
+    hyper = {k: getattr(layer, k) for k in ("stride", "padding", "dilation", "groups")}
+    gin = g if projections else g[:, 0]
+    got = persample.conv_grads(x, gin, tuple(layer.weight.shape), hyper, True, False)[0]
+    assert rel(got, ref if projections else ref[:, 0]) < 1e-12
+
+
 def test_float32_model_accumulates_in_requested_dtype():
     net = small_cnn().float()
     x = images(4, 15).float()
