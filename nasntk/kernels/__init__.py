@@ -17,9 +17,10 @@ memory budget), ``vmap`` (generic torch.func features), ``structured`` (per-laye
 from __future__ import annotations
 
 from .api import (
-    DEFAULT_MAX_MEMORY,
+    BUDGET_BOUNDS,
     IMPLEMENTATIONS,
     KernelFn,
+    default_budget,
     entk,
     kernel,
     kernel_fn,
@@ -32,12 +33,13 @@ from .projections import KINDS
 
 __all__ = [
     "BN_MODES",
-    "DEFAULT_MAX_MEMORY",
+    "BUDGET_BOUNDS",
     "IMPLEMENTATIONS",
     "KINDS",
     "KernelFn",
     "compare",
     "condition_number",
+    "default_budget",
     "entk",
     "kernel",
     "kernel_fn",

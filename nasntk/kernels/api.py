@@ -38,12 +38,12 @@ IMPLEMENTATIONS = ("auto", "vmap", "structured")
 #: the memory free on the kernel's device, within [1 GiB, 8 GiB]. A larger budget changes no
 #: number, only how often the forward+backward is repeated (once per parameter group whose
 #: stored features fit; experiments/README.md §4: ViT at N = 256, 3 passes at 2 GiB).
-DEFAULT_MAX_MEMORY = (1 << 30, 8 << 30)
+BUDGET_BOUNDS = (1 << 30, 8 << 30)
 
 
 def default_budget(device: torch.device) -> int:
-    """A quarter of the memory free on ``device``, clipped to :data:`DEFAULT_MAX_MEMORY`."""
-    low, high = DEFAULT_MAX_MEMORY
+    """A quarter of the memory free on ``device``, clipped to :data:`BUDGET_BOUNDS`."""
+    low, high = BUDGET_BOUNDS
     try:
         if device.type == "cuda":
             free = torch.cuda.mem_get_info(device)[0]
