@@ -250,14 +250,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _breakdown(args: argparse.Namespace) -> None:
-    cols = ("fwd", "fwdbwd", "pntk", "prepare_model", "with_batch", "trace_probe")
-    cols += ("_structured_pass",)
+    cols = "fwd fwdbwd pntk prepare_model with_batch trace_probe _structured_pass".split()
     print("ms per call (mean):", "  ".join(cols), "  pass/fwdbwd  pNTK/fwdbwd  eNTK bound")
     for model in args.models.split(","):
         for n in (int(v) for v in args.n.split(",")):
             for t in (int(v) for v in str(args.threads).split(",")):
                 cfg = {"model": model, "n": n, "method": "breakdown", "threads": t}
-                r = measure(dict(cfg, repeat=args.repeat), args.timeout)
+                r = measure({**cfg, "repeat": args.repeat}, args.timeout)
                 if "skipped" in r:
                     print(f"{model:<22} {n:>4} {t:>2}  ({r['skipped']})")
                     continue
