@@ -6,11 +6,13 @@ Parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites/<suit
    library's scores (``default``, ``live_params``, ``params``, ``naswot``, ``synflow``) on N = 64
    CIFAR-10 images through :func:`nasntk.proxies.compute`, and keep both pNTKs the default uses
    (BatchNorm frozen at the batch's statistics, and in eval mode) through its ``kernel_fn`` hook,
-   so that every kernel formula below is computed from the very kernels the library made.
+   so that every kernel formula below is computed from the very kernels the library made, and
+   NASWOT's activation-code kernel K_H with its number of units (``baselines.activation_codes``).
 2. ``sweep``: every configuration (terms alone, each candidate default) on every suite, Kendall τ
    with a 95 % bootstrap CI per accuracy column, the anchors of the truth CSV (NASLib's zero-cost
    scores of the same cells, the benchmark's params / FLOPs) beside them, and the paired
-   bootstrap CI of (candidate − best anchor); written to ``experiments/out/suites_sweep.md``.
+   bootstrap CI of (candidate − best anchor) and of (each of :data:`CHALLENGERS` − the default);
+   written to ``experiments/out/suites_sweep.md``.
 3. ``sizes``: the NB301 cells scored on two proxy sizes (C=8, 5 cells and C=16, 8 cells; the
    wider one on a third of the rows: ``score --suite nb301-wide --shard 0/3``), side by side.
 4. ``krr``: kernel-regression accuracy at large N, the ridge chosen by leave-one-out on the
@@ -41,8 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasntk import baselines, groundtruth, proxies, rankstats, spectral
 from nasntk import data as data_mod
-from nasntk import groundtruth, proxies, rankstats, spectral
 from nasntk.kernels import pntk
 from nasntk.kernels.prepare import batchnorms
 from nasntk.search_spaces import get as get_space
@@ -111,8 +113,14 @@ def kept_scores(model: torch.nn.Module, batch: Any) -> dict[str, Any]:
     n = len(batch.y)
     missing = np.full((n, n), np.nan)
     kf = kept.get("frozen", missing)
+    try:  # the activation-code kernel NASWOT uses, and its number of units
+        k_h, units = baselines.activation_codes(model, batch.x, "frozen")
+        codes = {"KH": k_h.numpy(), "units": units}
+    except spectral.ScoreUndefined:
+        codes = {"KH": missing, "units": 0}
     return {
         "Kf": kf,
+        **codes,
         "Ke": kept.get("eval", kf),
         **{s: float(res[s]) for s in SCORES},
         "reasons": repr(res["reasons"]),
@@ -176,6 +184,16 @@ def _min_over_gm_all(eigs: np.ndarray) -> float:
     return float(np.log10(lam.min()) - np.mean(np.log10(lam)))
 
 
+def _slow_share_over_gm(eigs: np.ndarray, share: float) -> float:
+    """log10(GM of the slowest ⌈share·(N−1)⌉ of λ₂…λ_N / GM(λ₂…λ_N)) ≤ 0: G with λmin replaced
+    by the geometric mean of the slowest modes (share → 0: λmin, i.e. G; share = 1: 0)."""
+    lam = np.sort(np.asarray(eigs, dtype=np.float64))[::-1][1:]
+    spectral.log10_flatness(lam)  # raises ScoreUndefined when singular
+    k = max(1, math.ceil(share * len(lam)))
+    logs = np.log10(lam)
+    return float(logs[-k:].mean() - logs.mean())
+
+
 def quantities(z: Any) -> dict[str, float]:
     """Per-cell terms, all 'larger = predicted better', from one kept .npz."""
     kf, ke, y = z["Kf"], z["Ke"], z["y"]
@@ -194,12 +212,23 @@ def quantities(z: Any) -> dict[str, float]:
     )
     q["g_e"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(ke)))
     q["g_f"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(kf)))
+    for tag, share in (("8", 1 / 8), ("q", 1 / 4), ("h", 1 / 2)):
+        q[f"g_f{tag}"] = _safe(
+            lambda share=share: _slow_share_over_gm(spectral.eigenvalues(kf), share)
+        )
     q["g_fc"] = _safe(lambda: _min_over_gm_all(spectral.correlation_centered_eigenvalues(kf)))
     q["align_f"] = _safe(lambda: alignment(kf, y))
     q["cond_f"] = _safe(lambda: -spectral.condition_number(spectral.eigenvalues(kf)))
     q["trace_f"] = _safe(lambda: math.log10(float(np.mean(np.diag(kf)))))
     q["trace_e"] = _safe(lambda: math.log10(float(np.mean(np.diag(ke)))))
     q["erank_f"] = _safe(lambda: math.log10(spectral.effective_rank(spectral.eigenvalues(kf))))
+    # the activation-code (Hamming) kernel of NASWOT: K_H = N_A · C_H, C_H the share of units
+    # on which two inputs agree (unit diagonal), so naswot = N ln N_A + ln det C_H
+    units = float(z["units"]) if "units" in z.files else 0.0
+    kh = z["KH"] if "KH" in z.files else np.full_like(kf, np.nan)
+    q["log_units"] = math.log10(units) if units > 0 else -math.inf
+    q["flat_h"] = _safe(lambda: spectral.log10_flatness(spectral.eigenvalues(kh)))
+    q["g_h"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(kh)))
     return q
 
 
@@ -245,9 +274,44 @@ CONFIGS: dict[str, Callable[[dict[str, float]], float]] = {
     "G(eval)": lambda q: q["g_e"],
     "align(frozen)": lambda q: q["align_f"],
     "−log κ(frozen)": lambda q: q["cond_f"],
+    "log live + G(frozen, slowest 1/8 of modes)": lambda q: q["log_live"] + q["g_f8"],
+    "log live + G(frozen, slowest 1/4 of modes)": lambda q: q["log_live"] + q["g_fq"],
+    "log live + G(frozen, slowest 1/2 of modes)": lambda q: q["log_live"] + q["g_fh"],
+    "G(frozen, slowest 1/8)": lambda q: q["g_f8"],
+    "G(frozen, slowest 1/4)": lambda q: q["g_fq"],
+    "G(frozen, slowest 1/2)": lambda q: q["g_fh"],
+    "log live + G(frozen, slowest 1/8) + flat(codes)": lambda q: (
+        q["log_live"] + q["g_f8"] + q["flat_h"]
+    ),
+    "log live + G(frozen, slowest 1/4) + flat(codes)": lambda q: (
+        q["log_live"] + q["g_fq"] + q["flat_h"]
+    ),
+    "log live + G(frozen) + flat(codes)": lambda q: q["log_live"] + q["g_f"] + q["flat_h"],
+    "log live + G(frozen) + G(codes)": lambda q: q["log_live"] + q["g_f"] + q["g_h"],
+    "log live + G(frozen) + log units + flat(codes)": lambda q: (
+        q["log_live"] + q["g_f"] + q["log_units"] + q["flat_h"]
+    ),
+    "log live + flat(codes)": lambda q: q["log_live"] + q["flat_h"],
+    "log units + G(frozen)": lambda q: q["log_units"] + q["g_f"],
+    "log units + G(frozen) + flat(codes)": lambda q: q["log_units"] + q["g_f"] + q["flat_h"],
+    "log units": lambda q: q["log_units"],
+    "flat(codes)": lambda q: q["flat_h"],
+    "G(codes)": lambda q: q["g_h"],
     "naswot": lambda q: q["naswot"],
     "synflow": lambda q: q["synflow"],
 }
+
+
+#: Configurations set against the default, paired, on every suite (session 7).
+CHALLENGERS = (
+    "log live + G(frozen, slowest 1/8 of modes)",
+    "log live + G(frozen, slowest 1/4 of modes)",
+    "log live + G(frozen, slowest 1/2 of modes)",
+    "log live + G(frozen) + flat(codes)",
+    "log live + G(frozen) + log units + flat(codes)",
+    "log live + G(frozen, slowest 1/8) + flat(codes)",
+    "log live + G(frozen, slowest 1/4) + flat(codes)",
+)
 
 
 def load_suite(suite: Suite) -> tuple[list[int], dict[str, np.ndarray], list[float]] | None:
@@ -310,6 +374,12 @@ def sweep_suite(suite: Suite, only: list[str] | None = None) -> list[str]:
             rankstats.orient(values[new]), rankstats.orient(values[old]), acc[c], n_boot=N_BOOT
         )
         out.append(f"- {c}: default (= {new}) − previous default: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    for name in CHALLENGERS:
+        for c in cols:
+            d, lo, hi = rankstats.paired_difference_ci(
+                rankstats.orient(values[name]), rankstats.orient(values[new]), acc[c], n_boot=N_BOOT
+            )
+            out.append(f"- {c}: {name} − default: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     out.append("")
     return out
 

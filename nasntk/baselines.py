@@ -33,6 +33,7 @@ from nasntk.spectral import ScoreUndefined
 
 __all__ = [
     "RELU_LIKE",
+    "activation_codes",
     "flops",
     "forward_mode",
     "grad_norm",
@@ -238,6 +239,23 @@ class _ActivationCodes(TorchFunctionMode):
         self.units += c.shape[1]
 
 
+def activation_codes(
+    model: nn.Module, x: torch.Tensor, bn: str = "batch"
+) -> tuple[torch.Tensor, int]:
+    """The Hamming kernel of the inputs' activation codes and the number of units N_A.
+
+    K_H[i, j] = c_iᵀc_j + (1 − c_i)ᵀ(1 − c_j) = N_A − d_H(c_i, c_j) over every unit of every
+    ReLU-like activation (see :func:`naswot` for the functions hooked); float64, [N, N]. Its
+    diagonal is N_A, so K_H / N_A is the share of units on which two inputs agree.
+    """
+    codes = _ActivationCodes(x.shape[0])
+    with forward_mode(model, bn), torch.no_grad(), codes:
+        model(x)
+    if codes.units == 0:
+        raise ScoreUndefined("no ReLU-like activation found in the model", math.nan)
+    return codes.k, codes.units
+
+
 def naswot(model: nn.Module, x: torch.Tensor, bn: str = "batch") -> float:
     """NASWOT score of Mellor et al., "Neural Architecture Search without Training" (ICML 2021).
 
@@ -253,13 +271,8 @@ def naswot(model: nn.Module, x: torch.Tensor, bn: str = "batch") -> float:
     defaults — through a ``TorchFunctionMode``; the code of a smooth activation is the sign of its
     input. An activation whose first dimension is not the batch is skipped.
     """
-    n = x.shape[0]
-    codes = _ActivationCodes(n)
-    with forward_mode(model, bn), torch.no_grad(), codes:
-        model(x)
-    if codes.units == 0:
-        raise ScoreUndefined("no ReLU-like activation found in the model", math.nan)
-    sign, logdet = torch.linalg.slogdet(codes.k)
+    k_h, _ = activation_codes(model, x, bn)
+    sign, logdet = torch.linalg.slogdet(k_h)
     if sign.item() <= 0 or not math.isfinite(logdet.item()):
         raise ScoreUndefined("two inputs share an activation pattern (K_H singular)")
     return float(logdet)

@@ -583,6 +583,10 @@ def test_naswot_by_hand_for_module_and_functional_relu():
     assert baselines.naswot(two, x) == pytest.approx(math.log(32.0))
     with pytest.raises(ScoreUndefined, match="no ReLU"):
         baselines.naswot(nn.Linear(2, 2), x)
+    # the kernel itself: the same codes twice over 4 units (2 layers × 2), diagonal N_A = 4
+    k_h, units = baselines.activation_codes(two, x)
+    assert units == 4 and k_h.dtype == torch.float64
+    torch.testing.assert_close(k_h, 2 * torch.tensor([[2.0, 1, 1], [1, 2, 0], [1, 0, 2]]).double())
 
 
 def test_synflow_by_hand_on_a_linear_net_and_model_untouched():
