@@ -18,6 +18,8 @@ Parts, all resumable (one ``.npz`` per cell under ``experiments/out/suites/<suit
 4. ``krr``: kernel-regression accuracy at large N, the ridge chosen by leave-one-out on the
    train part, on a fixed random subset of cells per suite, with its cost.
 5. ``timing``: seconds per cell of the default alone, as a search pays it.
+6. ``top``: rank 1's true accuracy, regret@5/10 and precision@10 of the default and of each
+   configuration set against it (:data:`CHALLENGERS`), from the kept cells.
 
     OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 0/2 &
     OMP_NUM_THREADS=1 python experiments/suites.py score --suite nb101 --shard 1/2 &
@@ -442,6 +444,30 @@ def run_sweep(args: argparse.Namespace) -> None:
     print(f"wrote {OUT / 'suites_sweep.md'}")
 
 
+def run_top(args: argparse.Namespace) -> None:
+    """The top of the ranking (``rankstats.top_quality``) of the default and each of
+    :data:`CHALLENGERS`, per suite and accuracy column, from the kept cells (no bootstrap)."""
+    names = ["log live + G(frozen)", *CHALLENGERS]
+    for suite_name in args.suites:
+        suite = SUITES[suite_name]
+        loaded = load_suite(suite)
+        if loaded is None or not suite.truth.exists():
+            continue
+        rows, values, _ = loaded
+        truth = groundtruth.read_truth(suite.truth)
+        table = []
+        for col, acc in truth.columns.items():
+            for name in names:
+                top = rankstats.top_quality(rankstats.orient(values[name]), acc[rows])
+                table.append([
+                    col, name, f"{top['rank1_acc']:.2f} ({100 * top['rank1_share_better']:.1f} %)",
+                    f"{top['regret@5']:.2f} / {top['regret@10']:.2f}", f"{top['precision@10']:.1f}",
+                ])  # fmt: skip
+        print(f"## {suite_name}: {len(rows)} cells")
+        head = ["column", "configuration", "rank 1 (share better)", "regret@5 / @10", "p@10"]
+        print("\n".join(markdown_table(head, table)) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------
 # 3. krr at large N
 # ------------------------------------------------------------------------------------------------
@@ -512,6 +538,8 @@ def main() -> None:
     t.add_argument("--threads", type=int, default=2)
     w = sub.add_parser("sweep")
     w.add_argument("--suites", nargs="+", default=list(SUITES))
+    tp = sub.add_parser("top")
+    tp.add_argument("--suites", nargs="+", default=["nb201", "nb101", "nb301"])
     k = sub.add_parser("krr")
     k.add_argument("--suite", choices=list(SUITES), required=True)
     k.add_argument("--cells", type=int, default=20)
@@ -519,7 +547,7 @@ def main() -> None:
     k.add_argument("--test", type=int, default=300)
     args = ap.parse_args()
     commands = {"score": run_score, "sweep": run_sweep, "sizes": run_sizes, "krr": run_krr,
-                "timing": run_timing}  # fmt: skip
+                "timing": run_timing, "top": run_top}  # fmt: skip
     commands[args.cmd](args)
 
 
