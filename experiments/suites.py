@@ -213,24 +213,25 @@ def quantities(z: Any) -> dict[str, float]:
         lambda: spectral.log10_flatness(spectral.correlation_centered_eigenvalues(ke))
     )
     q["g_e"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(ke)))
-    q["g_f"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(kf)))
+    eig_f = spectral.eigenvalues(kf)  # once: every frozen-kernel term below reads it
+    q["g_f"] = _safe(lambda: spectral.log10_min_over_gm(eig_f))
     for tag, share in (("8", 1 / 8), ("q", 1 / 4), ("h", 1 / 2)):
-        q[f"g_f{tag}"] = _safe(
-            lambda share=share: _slow_share_over_gm(spectral.eigenvalues(kf), share)
-        )
+        q[f"g_f{tag}"] = _safe(lambda share=share: _slow_share_over_gm(eig_f, share))
     q["g_fc"] = _safe(lambda: _min_over_gm_all(spectral.correlation_centered_eigenvalues(kf)))
     q["align_f"] = _safe(lambda: alignment(kf, y))
-    q["cond_f"] = _safe(lambda: -spectral.condition_number(spectral.eigenvalues(kf)))
+    q["cond_f"] = _safe(lambda: -spectral.condition_number(eig_f))
     q["trace_f"] = _safe(lambda: math.log10(float(np.mean(np.diag(kf)))))
     q["trace_e"] = _safe(lambda: math.log10(float(np.mean(np.diag(ke)))))
-    q["erank_f"] = _safe(lambda: math.log10(spectral.effective_rank(spectral.eigenvalues(kf))))
+    q["erank_f"] = _safe(lambda: math.log10(spectral.effective_rank(eig_f)))
     # the activation-code (Hamming) kernel of NASWOT: K_H = N_A · C_H, C_H the share of units
     # on which two inputs agree (unit diagonal), so naswot = N ln N_A + ln det C_H
     units = float(z["units"]) if "units" in z.files else 0.0
-    kh = z["KH"] if "KH" in z.files else np.full_like(kf, np.nan)
     q["log_units"] = math.log10(units) if units > 0 else -math.inf
-    q["flat_h"] = _safe(lambda: spectral.log10_flatness(spectral.eigenvalues(kh)))
-    q["g_h"] = _safe(lambda: spectral.log10_min_over_gm(spectral.eigenvalues(kh)))
+    q["flat_h"] = q["g_h"] = -math.inf  # no code kernel kept (no ReLU-like unit, or an old file)
+    if "KH" in z.files and np.isfinite(z["KH"]).all():
+        eig_h = spectral.eigenvalues(z["KH"])
+        q["flat_h"] = _safe(lambda: spectral.log10_flatness(eig_h))
+        q["g_h"] = _safe(lambda: spectral.log10_min_over_gm(eig_h))
     return q
 
 
