@@ -241,7 +241,40 @@ def _top_table(result: BenchmarkResult, cols: list[str]) -> Table:
     return table
 
 
+def scores_cmd(
+    family: Optional[str] = typer.Option(None, "--family", help="Only this family (e.g. az_nas)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON list instead of a table."),
+) -> None:
+    """Every registered score: direction (▲ higher is better, ▼ lower), family, what it needs
+    (params / forward / grad / kernel / labels / population) and its reference.
+
+    Examples:
+        nasntk scores
+        nasntk scores --family az_nas --json
+    """
+    from nasntk.proxies import describe
+
+    rows = [r for r in describe() if family is None or r["family"] == family]
+    if family is not None and not rows:
+        families = sorted({r["family"] for r in describe()})
+        raise NasntkError(f"no score of family {family!r}; families: {', '.join(families)}")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="registered scores")
+    for col in ("score", "", "family", "needs", "reference", "what it is"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        mark = "▲" if r["direction"] == "maximize" else "▼"
+        name = r["name"] + (" [dim](default)[/dim]" if r["default"] else "")
+        terms = f" — ranks of {', '.join(r['terms'])}" if r["terms"] else ""
+        needs = ", ".join(r["needs"])
+        table.add_row(name, mark, r["family"], needs, r["reference"], r["help"] + terms)
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``score`` and ``benchmark`` to app."""
+    """Add ``score``, ``benchmark`` and ``scores`` to app."""
     app.command("score")(score_cmd)
     app.command("benchmark")(benchmark_cmd)
+    app.command("scores")(scores_cmd)

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 import nasntk
-from nasntk import baselines, groundtruth, proxies, rankstats, scorecache, spectral
+from nasntk import groundtruth, proxies, rankstats, scorecache, spectral
+from nasntk.proxies import classic as baselines
 from nasntk.search_spaces import get as get_space
 from nasntk.tables import markdown_table
 

@@ -45,10 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasntk import baselines, groundtruth, proxies, rankstats, spectral
 from nasntk import data as data_mod
+from nasntk import groundtruth, proxies, rankstats, spectral
 from nasntk.kernels import pntk
 from nasntk.kernels.prepare import batchnorms
+from nasntk.proxies import classic as baselines
 from nasntk.search_spaces import get as get_space
 from nasntk.tables import markdown_table
 

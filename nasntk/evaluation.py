@@ -104,12 +104,21 @@ def evaluate(
     names: Sequence[str],
     directions: Mapping[str, str],
     default: str = "default",
+    aggregates: Optional[Mapping[str, tuple[Sequence[str], str]]] = None,
 ) -> BenchmarkResult:
     """Correlations, top-10 hit rates, the quality of the top and mean seconds of scored rows
-    aligned with ``truth``."""
+    aligned with ``truth``. ``aggregates`` maps a score to (its terms, its rule): its values are
+    the exact rank aggregate of the terms over the rows (the population is the truth's cells;
+    :func:`nasntk.proxies.aggregate.rank_aggregate`), whatever the rows hold for it."""
+    from nasntk.proxies.aggregate import rank_aggregate
+
     if len(rows) != len(truth):
         raise NasntkError(f"{len(rows)} scored rows for {len(truth)} truth cells")
     values = {nm: np.array([as_float(r.get(nm)) for r in rows]) for nm in names}
+    for nm, (terms, rule) in (aggregates or {}).items():
+        if nm in values:
+            terms_values = {t: np.array([as_float(r.get(t)) for r in rows]) for t in terms}
+            values[nm] = rank_aggregate(terms_values, directions, rule)
     corr = correlations(values, truth.columns, directions)
     top10 = {
         nm: {
@@ -175,6 +184,15 @@ def benchmark(
         space = get_space(space, **dict(space_options or {}))
     tr = read_truth(truth, limit=limit)
     names = score_names(scores) if compute is None else list(scores or [])
+    aggregates: dict[str, tuple[Sequence[str], str]] = {}
+    if compute is None:  # the library's scores: an aggregate's terms are scored with it
+        from nasntk import proxies
+
+        for nm in list(names):
+            p = proxies.get(nm)
+            if p.is_aggregate:
+                aggregates[nm] = (p.terms, p.rule)
+                names += [t for t in p.terms if t not in names]
     if directions is None:
         from nasntk import proxies
 
@@ -195,4 +213,4 @@ def benchmark(
         rows.append(row)
         if progress is not None:
             progress(len(rows), len(tr))
-    return evaluate(rows, tr, names, directions)
+    return evaluate(rows, tr, names, directions, aggregates=aggregates)

@@ -332,9 +332,9 @@ def _count(
         first = _failure(exc)
     if hasattr(model, "parameters"):  # a built network (not a builder, not a failure)
         try:
-            from nasntk import baselines
+            from nasntk.proxies import classic
 
-            value = baselines.params(model) if key == "params" else baselines.flops(model, batch.x)
+            value = classic.params(model) if key == "params" else classic.flops(model, batch.x)
             reasons[key] = f"counted on the real network (the space's count failed: {first})"
             return value
         except Exception as exc:

@@ -352,3 +352,12 @@ class FieldSpace(SearchSpace):
     def format(self, spec: Spec) -> str:
         spec = self.validate(spec)
         return ",".join(f"{f.name}={f.text(spec[f.name])}" for f in self.fields)
+
+
+def cell_network_blocks(net: Any) -> list[str]:
+    """The blocks of a cell network (``stem`` then the items of ``cells``): the stem and every
+    cell or reduction block with parameters, as AZ-NAS reads NAS-Bench-201 (its parameter-free
+    max-pool downsamplings, in NAS-Bench-101, are not blocks)."""
+    return ["stem"] + [
+        f"cells.{i}" for i, cell in enumerate(net.cells) if any(True for _ in cell.parameters())
+    ]

@@ -81,7 +81,13 @@ import torch
 from torch import nn
 
 from nasntk.errors import NasntkError
-from nasntk.search_spaces.base import Dimension, SearchSpace, Spec, check_build_args
+from nasntk.search_spaces.base import (
+    Dimension,
+    SearchSpace,
+    Spec,
+    cell_network_blocks,
+    check_build_args,
+)
 from nasntk.search_spaces.nb201 import AvgPool3x3, ReLUConvBN
 
 #: The 7 candidate operations, in DARTS's ``PRIMITIVES`` order (without ``none``).
@@ -353,6 +359,10 @@ class DartsNetwork(nn.Module):
         )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * plan[-1][2], num_classes)
+
+    def block_names(self) -> list[str]:
+        """The stem and the cells: the blocks AZ-NAS's terms read (``nasntk.proxies.blocks``)."""
+        return cell_network_blocks(self)
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(logits, auxiliary logits)``; the second is None without the auxiliary head."""

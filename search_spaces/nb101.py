@@ -64,7 +64,13 @@ import torch
 from torch import nn
 
 from nasntk.errors import NasntkError
-from nasntk.search_spaces.base import Dimension, SearchSpace, Spec, check_build_args
+from nasntk.search_spaces.base import (
+    Dimension,
+    SearchSpace,
+    Spec,
+    cell_network_blocks,
+    check_build_args,
+)
 
 INPUT, OUTPUT = "input", "output"
 CONV3X3, CONV1X1, MAXPOOL3X3 = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -400,6 +406,10 @@ class NB101Network(nn.Module):
             layers.append(Cell(matrix, ops, c_in, c_out))
         self.cells = nn.Sequential(*layers)
         self.classifier = nn.Linear(widths[-1][1], num_classes)
+
+    def block_names(self) -> list[str]:
+        """The stem and the cells: the blocks AZ-NAS's terms read (``nasntk.proxies.blocks``)."""
+        return cell_network_blocks(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.cells(self.stem(x)).mean(dim=(2, 3)))

@@ -45,7 +45,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from nasntk.errors import NasntkError
-from nasntk.search_spaces.base import Dimension, SearchSpace, Spec, check_build_args
+from nasntk.search_spaces.base import (
+    Dimension,
+    SearchSpace,
+    Spec,
+    cell_network_blocks,
+    check_build_args,
+)
 
 #: The 5 candidate operations, in the benchmark's order.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -213,6 +219,10 @@ class NB201Network(nn.Module):
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU())
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * C, num_classes)
+
+    def block_names(self) -> list[str]:
+        """The stem and the cells: the blocks AZ-NAS's terms read (``nasntk.proxies.blocks``)."""
+        return cell_network_blocks(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))

@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasntk import baselines, proxies, spectral
+from nasntk import proxies, spectral
 from nasntk.data import Batch
 from nasntk.errors import NasntkError
+from nasntk.proxies import classic as baselines
+from nasntk.proxies import scoring
 from nasntk.search_spaces.base import SearchSpace
 from nasntk.spectral import ScoreUndefined
 
@@ -245,13 +247,13 @@ def test_compute_pntk_scores_match_naive_kernel_and_share_one_kernel(monkeypatch
     batch = toy_batch()
     ref_k = naive_pntk(model, batch.x).numpy()
     calls = []
-    real = proxies._pntk
+    real = scoring._pntk
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(proxies, "_pntk", counting)
+    monkeypatch.setattr(scoring, "_pntk", counting)
     names = ["pntk_cond", "pntk_cond_centered", "pntk_krr", "pntk_krr_mse", "pntk_trace"]
     names += ["pntk_eff_rank", "pntk_flatness", "default"]
     got = proxies.compute(model, batch, names, bn="eval", ridge=1e-2)
@@ -312,13 +314,13 @@ def naive_pntk_bn(model: nn.Module, x: torch.Tensor, bn: str) -> torch.Tensor:
 def test_default_uses_the_frozen_kernel_whatever_the_context_mode(monkeypatch):
     pytest.importorskip("nasntk.kernels")
     modes = []
-    real = proxies._pntk
+    real = scoring._pntk
 
     def recording(model, x, **kwargs):
         modes.append(kwargs["bn"])
         return real(model, x, **kwargs)
 
-    monkeypatch.setattr(proxies, "_pntk", recording)
+    monkeypatch.setattr(scoring, "_pntk", recording)
     torch.manual_seed(0)
     # float64 throughout: log10 λmin of a float32 kernel with κ ~ 1e4 is only good to ~1e-4
     model = small_cnn(bn=True).double()
@@ -341,7 +343,7 @@ def test_default_uses_the_frozen_kernel_whatever_the_context_mode(monkeypatch):
 
 
 def test_compute_is_deterministic_under_a_seed_and_averages_seeds(monkeypatch):
-    monkeypatch.setattr(proxies, "_pntk", naive_kernel_fn)
+    monkeypatch.setattr(scoring, "_pntk", naive_kernel_fn)
     batch = toy_batch()
     names = ["pntk_cond", "naswot", "params"]
     a = proxies.compute(lambda s: small_cnn(), batch, names, seeds=3, bn="eval")
@@ -361,7 +363,7 @@ def test_compute_is_deterministic_under_a_seed_and_averages_seeds(monkeypatch):
 
 
 def test_compute_reports_undefined_scores_instead_of_crashing(monkeypatch):
-    monkeypatch.setattr(proxies, "_pntk", naive_kernel_fn)
+    monkeypatch.setattr(scoring, "_pntk", naive_kernel_fn)
     batch = Batch(x=torch.randn(8, 3), y=torch.arange(8) % 2, num_classes=2, source="toy")
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     with torch.no_grad():
@@ -423,7 +425,7 @@ class _TinySpace(SearchSpace):
 def test_score_builds_a_spec_for_the_data_and_averages_seeds(monkeypatch):
     from nasntk import data
 
-    monkeypatch.setattr(proxies, "_pntk", naive_kernel_fn)
+    monkeypatch.setattr(scoring, "_pntk", naive_kernel_fn)
     space = _TinySpace()
     got = proxies.score(
         "5",
@@ -666,7 +668,7 @@ def test_naswot_sees_timm_and_functional_activations():
 
 
 def test_compute_leaves_the_model_unchanged(monkeypatch):
-    monkeypatch.setattr(proxies, "_pntk", naive_kernel_fn)
+    monkeypatch.setattr(scoring, "_pntk", naive_kernel_fn)
     torch.manual_seed(0)
     net = small_cnn(bn=True)
     net.train()

@@ -408,7 +408,7 @@ def test_flops_of_a_model_passing_a_parameter_between_modules() -> None:
     """timm's PiT hands its class token (a parameter) to the next module inside a tuple, which
     torch's FLOP counter could not follow ('Expected gradient function to be set'); both counts
     hold parameters as constants, and the real count leaves requires_grad as it found it."""
-    from nasntk import baselines
+    from nasntk.proxies import classic as baselines
 
     space = TimmZooSpace(pattern="pit_ti_224", max_params=5e6)
     spec = {"model": "pit_ti_224"}

@@ -1,4 +1,5 @@
-"""Published training-free baseline scores, each implemented from its paper's definition.
+"""The classic (NASLib-era) training-free scores, each implemented from its paper's definition,
+and the counts every family shares (params, live params, FLOPs, the activation codes).
 
 Every function takes a model, a batch (``x`` [N,C,H,W], labels ``y``) and a BatchNorm mode and
 returns a float (or raises :class:`nasntk.spectral.ScoreUndefined`). None of them changes the
@@ -19,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator
-from typing import Optional
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -29,7 +30,11 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nasntk.errors import NasntkError
+from nasntk.proxies.registry import register
 from nasntk.spectral import ScoreUndefined
+
+if TYPE_CHECKING:
+    from nasntk.proxies.context import Context
 
 __all__ = [
     "RELU_LIKE",
@@ -214,29 +219,31 @@ RELU_LIKE = frozenset(
 )
 
 
-class _ActivationCodes(TorchFunctionMode):
-    """Accumulates K_H = Σ_sites [c cᵀ + (1 − c)(1 − c)ᵀ] over the calls of ReLU-like functions."""
+class ActivationCodes(TorchFunctionMode):
+    """Calls ``record(c)`` with the binary code c = [pre-activation > 0], a bool [N, units]
+    tensor, at every call of a ReLU-like function (:data:`RELU_LIKE`, and ``F.hardtanh`` with
+    ``min_val=0``, i.e. ReLU6) on a tensor whose first dimension is the batch of N inputs (and,
+    with ``dims``, whose number of dimensions is in ``dims``)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(
+        self, n: int, record: Callable[[torch.Tensor], None], dims: Optional[tuple[int, ...]] = None
+    ) -> None:
         super().__init__()
-        self.n = n
-        self.k = torch.zeros(n, n, dtype=torch.float64)
-        self.units = 0
+        self.n, self.record, self.dims = n, record, dims
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         if args and isinstance(args[0], torch.Tensor):
             relu6 = func is F.hardtanh and (args[1:2] or [kwargs.get("min_val", -1.0)])[0] == 0.0
             if func in RELU_LIKE or relu6:
-                self._record(args[0])
+                a = args[0]
+                if (
+                    a.dim() > 0
+                    and a.shape[0] == self.n
+                    and (self.dims is None or a.dim() in self.dims)
+                ):
+                    self.record(a.detach().reshape(self.n, -1) > 0)
         return func(*args, **kwargs)
-
-    def _record(self, a: torch.Tensor) -> None:
-        if a.dim() == 0 or a.shape[0] != self.n:
-            return
-        c = (a.detach().reshape(self.n, -1) > 0).to(torch.float64)
-        self.k += (c @ c.T + (1.0 - c) @ (1.0 - c).T).cpu()
-        self.units += c.shape[1]
 
 
 def activation_codes(
@@ -248,12 +255,21 @@ def activation_codes(
     ReLU-like activation (see :func:`naswot` for the functions hooked); float64, [N, N]. Its
     diagonal is N_A, so K_H / N_A is the share of units on which two inputs agree.
     """
-    codes = _ActivationCodes(x.shape[0])
-    with forward_mode(model, bn), torch.no_grad(), codes:
+    n = x.shape[0]
+    k = torch.zeros(n, n, dtype=torch.float64)
+    units = 0
+
+    def record(code: torch.Tensor) -> None:
+        nonlocal k, units
+        c = code.to(torch.float64)
+        k += (c @ c.T + (1.0 - c) @ (1.0 - c).T).cpu()
+        units += c.shape[1]
+
+    with forward_mode(model, bn), torch.no_grad(), ActivationCodes(n, record):
         model(x)
-    if codes.units == 0:
+    if units == 0:
         raise ScoreUndefined("no ReLU-like activation found in the model", math.nan)
-    return codes.k, codes.units
+    return k, units
 
 
 def naswot(model: nn.Module, x: torch.Tensor, bn: str = "batch") -> float:
@@ -394,3 +410,103 @@ def _device(m: nn.Module) -> torch.device:
     for t in list(m.parameters()) + list(m.buffers()):
         return t.device
     return torch.device("cpu")
+
+
+# ------------------------------------------------------------------------------------------------
+# Registered scores
+# ------------------------------------------------------------------------------------------------
+CLASSIC = "classic"
+
+
+@register(
+    "params",
+    direction="maximize",
+    needs=("params",),
+    help="number of trainable parameters",
+    family=CLASSIC,
+)
+def _params(ctx: Context) -> float:
+    return params(ctx.model)
+
+
+@register(
+    "live_params",
+    direction="maximize",
+    needs=("grad",),
+    help="trainable parameters the output depends on (non-zero gradient of the summed logit)",
+    family="pntk",
+    reference="nasntk (the parameters the pNTK sees)",
+)
+def _live_params(ctx: Context) -> float:
+    return ctx.live_params()
+
+
+@register(
+    "flops",
+    direction="maximize",
+    needs=("forward",),
+    help="FLOPs of one forward pass on one image (torch.utils.flop_counter)",
+    family=CLASSIC,
+)
+def _flops(ctx: Context) -> float:
+    return ctx.cached("flops", lambda: flops(ctx.model, ctx.x))
+
+
+@register(
+    "naswot",
+    direction="maximize",
+    needs=("forward",),
+    help="log|det K_H| of the ReLU-pattern Hamming kernel",
+    family=CLASSIC,
+    reference="Mellor et al., ICML 2021",
+)
+def _naswot(ctx: Context) -> float:
+    return naswot(ctx.model, ctx.x, ctx.bn)
+
+
+@register(
+    "synflow",
+    direction="maximize",
+    needs=("grad",),
+    help="Σ θ⊙∂R/∂θ, R = summed output of |θ| on an all-ones input, no BN",
+    family=CLASSIC,
+    reference="Tanaka et al., NeurIPS 2020",
+)
+def _synflow(ctx: Context) -> float:
+    return synflow(ctx.model, ctx.x)
+
+
+@register(
+    "snip",
+    direction="maximize",
+    needs=("grad", "labels"),
+    help="Σ |θ ⊙ ∂L/∂θ|, L = cross-entropy",
+    family=CLASSIC,
+    reference="Lee et al., ICLR 2019 (as Abdelfattah et al., ICLR 2021)",
+)
+def _snip(ctx: Context) -> float:
+    return snip(ctx.model, ctx.x, ctx.y, ctx.bn, gradients=ctx.loss_gradients())
+
+
+@register(
+    "grad_norm",
+    direction="maximize",
+    needs=("grad", "labels"),
+    help="Σ_layers ‖∂L/∂W‖_F, L = cross-entropy",
+    family=CLASSIC,
+    reference="Abdelfattah et al., ICLR 2021",
+)
+def _grad_norm(ctx: Context) -> float:
+    return grad_norm(ctx.model, ctx.x, ctx.y, ctx.bn, gradients=ctx.loss_gradients())
+
+
+@register(
+    "jacob_cov",
+    direction="maximize",
+    needs=("grad",),
+    help="−Σ log(σ+k) + 1/(σ+k) of the input-Jacobian correlations",
+    family=CLASSIC,
+    reference="Mellor et al. 2020 (arXiv:2006.04647v1)",
+)
+def _jacob_cov(ctx: Context) -> float:
+    return jacob_cov(ctx.model, ctx.x, ctx.bn)
