@@ -148,6 +148,14 @@ _Seeds = Annotated[
     int, typer.Option("--seeds", help="Average scores over this many initialisations.")
 ]
 _ImgSize = Annotated[Optional[int], typer.Option("--img-size", help="Resize images to this size.")]
+_RefSize = Annotated[
+    int,
+    typer.Option(
+        "--reference-size",
+        help="Architectures in the study's reference sample, against which an aggregate "
+        "score (az_nas, vkdnw_agg, tenas) ranks its terms; drawn once, when the study is made.",
+    ),
+]
 _Top = Annotated[int, typer.Option("--top", "-k", help="Rows of the live and final leaderboards.")]
 _Refine = Annotated[
     int,
@@ -191,6 +199,7 @@ def search_cmd(
     bn: _Bn = _d("bn"),
     seeds: _Seeds = _d("seeds"),
     img_size: _ImgSize = _d("img_size"),
+    reference_size: _RefSize = _d("reference_size"),
     top: _Top = 10,
     refine: _Refine = 0,
     refine_epochs: _RefineEpochs = 1,
@@ -213,7 +222,7 @@ def search_cmd(
         data=data, trials=trials, timeout=timeout, objective=objective, scores=scores,
         sampler=sampler, seed=seed, n_kernel=n_kernel, n_low=n_low, pruner=pruner,
         storage=storage, study_name=study, workers=workers, device=device, bn=bn,
-        seeds=seeds, img_size=img_size, threads=threads,
+        seeds=seeds, img_size=img_size, threads=threads, reference_size=reference_size,
     )  # fmt: skip
     header = data_line(config)
     display = Display(

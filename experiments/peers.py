@@ -240,6 +240,62 @@ def run_sweep(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+# ------------------------------------------------------------------------------------------------
+# 3. reference
+# ------------------------------------------------------------------------------------------------
+def run_reference(args: argparse.Namespace) -> None:
+    """τ and rank 1 of an aggregate whose terms are percentiles against R random scored cells
+    (as a search ranks its trials against its study's reference sample), R = 8 … 128, beside
+    the exact population ranks; mean ± sd over ``--repeats`` reference draws."""
+    from nasntk import proxies
+    from nasntk.proxies.aggregate import percentile
+
+    lines = [f"# Reference-sample size (experiments/peers.py reference; {args.repeats} draws)", ""]
+    for suite in args.suites:
+        got = suite_values(suite)
+        if got is None:
+            continue
+        values, cols, _ = got
+        n = len(next(iter(cols.values())))
+        lines += [f"## {suite} ({n} cells)", ""]
+        table = []
+        for name in args.scores:
+            terms = CANDIDATES.get(name) or proxies.get(name).terms
+            rule = "log" if name in CANDIDATES else proxies.get(name).rule
+            exact = values[name]
+            row = [name, "all (exact ranks)"]
+            for acc in cols.values():
+                tau = rankstats.rank_correlations(exact, acc)["kendall"]
+                row.append(f"{tau:.3f} / {rankstats.top_quality(exact, acc)['rank1_acc']:.2f}")
+            table.append(row)
+            for size, smooth in [(s, m) for s in (8, 16, 32, 64, 128) for m in (False, True)]:
+                if size >= n:
+                    continue
+                per_col: dict[str, list[tuple[float, float]]] = {c: [] for c in cols}
+                for rep in range(args.repeats):
+                    pick = np.random.default_rng(rep).choice(n, size, replace=False)
+                    total = np.zeros(n)
+                    for t in terms:  # values are oriented (larger = better) already
+                        ref = values[t][pick]
+                        share = np.array(
+                            [percentile(v, ref, "maximize", smooth) for v in values[t]]
+                        )
+                        total += np.log(share) if rule == "log" else share
+                    for c, acc in cols.items():
+                        tau = rankstats.rank_correlations(total, acc)["kendall"]
+                        per_col[c].append((tau, rankstats.top_quality(total, acc)["rank1_acc"]))
+                row = [name, f"R = {size}, {'smoothed' if smooth else 'step'}"]
+                for c in cols:
+                    taus, tops = np.array(per_col[c]).T
+                    row.append(f"{taus.mean():.3f} ± {taus.std():.3f} / {tops.mean():.2f}")
+                table.append(row)
+        header = ["score", "reference", *[f"τ / rank-1 acc, {c}" for c in cols]]
+        lines += markdown_table(header, table) + [""]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "peers_reference.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -251,8 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     w = sub.add_parser("sweep")
     w.add_argument("--suites", nargs="+", default=list(SUITES))
     w.add_argument("--n-boot", type=int, default=int(os.environ.get("N_BOOT", 1000)))
+    r = sub.add_parser("reference")
+    r.add_argument("--suites", nargs="+", default=list(SUITES))
+    r.add_argument("--scores", nargs="+", default=["az_nas"])
+    r.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args(argv)
-    {"score": run_score, "sweep": run_sweep}[args.cmd](args)
+    {"score": run_score, "sweep": run_sweep, "reference": run_reference}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import nn
 
 from nasntk import proxies
@@ -420,8 +419,22 @@ def test_percentile_against_the_rest_is_the_population_rank():
     for i in range(30):
         rest = {t: np.delete(v, i) for t, v in values.items()}
         mine = {t: float(v[i]) for t, v in values.items()}
-        assert aggregate.percentile_aggregate(mine, rest, dirs) == pytest.approx(exact[i])
-    assert np.all(np.diff(rankdata(exact)) != 0) or True
+        step = aggregate.percentile_aggregate(mine, rest, dirs, smooth=False)
+        assert step == pytest.approx(exact[i])
+
+
+def test_smoothed_percentile_orders_beyond_the_reference():
+    ref = np.array([0.0, 1.0, 2.0, 3.0])
+    step = [aggregate.percentile(v, ref, "maximize") for v in (4.0, 5.0, 6.0)]
+    assert step[0] == step[1] == step[2] == 1.0  # ties beyond the reference
+    smooth = [aggregate.percentile(v, ref, "maximize", smooth=True) for v in (-1.0, 1.5, 4.0, 5.0)]
+    assert np.all(np.diff(smooth) > 0) and 0 < smooth[0] and smooth[-1] < 1
+    # the kernel counts: Φ((v − r)/h), h = 1.06·sd·4^(−1/5)
+    h = 1.06 * np.std(ref) * 4**-0.2
+    want = (1 + sum(0.5 * math.erfc(-(1.5 - r) / h / math.sqrt(2)) for r in ref)) / 5
+    assert smooth[1] == pytest.approx(want)
+    # a constant reference has no bandwidth: the step count
+    assert aggregate.percentile(1.0, [1.0, 1.0], "maximize", smooth=True) == pytest.approx(2 / 3)
 
 
 def test_aggregate_with_a_reference_in_compute():
@@ -433,7 +446,12 @@ def test_aggregate_with_a_reference_in_compute():
         "az_trainability": np.array([-1e9, 1e9]),
         "flops": np.array([0.0, 1e12]),
     }
-    res = proxies.compute(cnn(), b, ["az_nas"], reference=ref)
-    assert res["az_nas"] == pytest.approx(4 * math.log(2 / 3))  # middle of each pair
+    terms = list(ref)
+    res = proxies.compute(cnn(), b, ["az_nas", *terms], reference=ref)
+    dirs = {t: proxies.get(t).direction for t in terms}
+    want = aggregate.percentile_aggregate({t: res[t] for t in terms}, ref, dirs)
+    assert res["az_nas"] == pytest.approx(want)
+    step = aggregate.percentile_aggregate({t: res[t] for t in terms}, ref, dirs, smooth=False)
+    assert step == pytest.approx(4 * math.log(2 / 3))  # between the two members of each term
     alone = proxies.compute(cnn(), b, ["az_nas"])
     assert math.isnan(alone["az_nas"]) and "reference" in alone["reasons"]["az_nas"]

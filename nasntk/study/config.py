@@ -97,6 +97,8 @@ class SearchConfig:
         threads: torch threads per worker (default: unchanged with one worker, else the CPU
             count divided among the workers). Small kernels run fastest on 1 thread.
         data_seed, init_seed: seeds of the image draw and of the networks' initialisation.
+        reference_size, reference_seed: the reference sample an aggregate score's terms are
+            ranked against (:mod:`nasntk.study.reference`), drawn once when the study is made.
     """
 
     space: Any
@@ -123,6 +125,8 @@ class SearchConfig:
     threads: int | None = None
     data_seed: int = 0
     init_seed: int = 0
+    reference_size: int = 32
+    reference_seed: int = 0
     proxy_options: Mapping[str, Any] = field(default_factory=dict)
     # Derived once from the options above (not arguments).
     parsed: tuple[tuple[str, str | None], ...] = field(init=False, repr=False, compare=False)
@@ -172,6 +176,9 @@ class SearchConfig:
             raise NasntkError(f"--threads must be at least 1, got {self.threads}")
         if self.seeds < 1:
             raise NasntkError(f"seeds must be at least 1, got {self.seeds}")
+        size = self.reference_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+            raise NasntkError(f"--reference-size must be an integer >= 2, got {size}")
         if self.img_size is not None and (not isinstance(self.img_size, int) or self.img_size < 1):
             raise NasntkError(f"--img-size must be a positive integer, got {self.img_size}")
         for name, value in (("max-params", self.max_params), ("max-flops", self.max_flops)):
@@ -335,10 +342,15 @@ def _directions(objectives: Sequence[tuple[str, str | None]]) -> list[str]:
 
 
 def _extra_scores(scores: str | Sequence[str] | None) -> list[str]:
-    """The scores recorded besides the objectives (default: those computed from the pNTK)."""
+    """The scores recorded besides the objectives (default: those computed from the pNTK, not
+    the aggregates, which would need a reference sample)."""
     proxies = _proxies()
     if scores is None:
-        return [n for n in proxies.names() if "kernel" in tuple(proxies.get(n).needs)]
+        return [
+            n
+            for n in proxies.names()
+            if "kernel" in proxies.get(n).needs and "population" not in proxies.get(n).needs
+        ]
     if isinstance(scores, str) and scores.strip() == "all":
         return list(proxies.names())
     if not isinstance(scores, str) and len(scores) == 0:

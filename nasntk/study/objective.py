@@ -37,6 +37,7 @@ from nasntk.study.config import BUILTIN_OBJECTIVES, SearchConfig
 from nasntk.study.interrupts import INTERRUPTS
 from nasntk.study.models import model_builder, release_memory, shape_of
 from nasntk.study.record import Failure, Prune, TrialFailed
+from nasntk.study.reference import aggregate_terms, stored_reference
 
 if TYPE_CHECKING:
     from nasntk.search_spaces import SearchSpace
@@ -89,6 +90,7 @@ class Objective:
         self.shape = shape_of(self.batch)
         # params and FLOPs come from the meta-device count of the budget check.
         self.proxy_scores = [s for s in config.score_names if s not in BUILTIN_OBJECTIVES]
+        self.reference: Any = None  # the study's reference sample, read at the first trial
 
     def __call__(self, trial: optuna.Trial) -> list[float] | float:
         try:
@@ -181,7 +183,7 @@ class Objective:
             t2 = time.perf_counter()
             if self.low_batch is not None:
                 self._low_fidelity(trial, make, model, builtin)
-            result = self._compute(make, model, self.batch)
+            result = self._compute(make, model, self.batch, self._reference(trial))
             t3 = time.perf_counter()
         except (optuna.TrialPruned, TrialFailed):
             raise
@@ -196,7 +198,8 @@ class Objective:
         """Multi-fidelity: report the small-N score of the first objective; prune if told."""
         cfg = self.config
         main = cfg.objectives[0]
-        value = lookup(self._compute(make, model, self.low_batch), main, builtin)
+        low = self._compute(make, model, self.low_batch, self._reference(trial))
+        value = lookup(low, main, builtin)
         trial.set_user_attr(record.LOW_FIDELITY, {"n": cfg.n_low, main: record.encode_float(value)})
         if not math.isfinite(value):
             value = math.inf if cfg.directions[0] == "minimize" else -math.inf
@@ -204,8 +207,17 @@ class Objective:
         if trial.should_prune():
             self._prune(trial, Prune.MULTI_FIDELITY, f"{main}={value:.4g} at N={cfg.n_low}")
 
-    def _compute(self, make: Callable[[int], Any], model: Any, batch: Any) -> dict[str, Any]:
-        """``proxies.compute`` of the requested scores (a builder when averaging over seeds)."""
+    def _reference(self, trial: optuna.Trial) -> Any:
+        """The study's reference sample (for aggregate scores), read once; None without one."""
+        if self.reference is None and aggregate_terms(self.proxy_scores):
+            self.reference = stored_reference(trial.study.user_attrs)
+        return self.reference
+
+    def _compute(
+        self, make: Callable[[int], Any], model: Any, batch: Any, reference: Any = None
+    ) -> dict[str, Any]:
+        """``proxies.compute`` of the requested scores (a builder when averaging over seeds);
+        aggregates are percentiles against ``reference``."""
         if not self.proxy_scores:
             return {}
         cfg = self.config
@@ -219,6 +231,7 @@ class Objective:
             seeds=cfg.seeds,
             device=cfg.device,
             seed=cfg.init_seed,
+            reference=reference,
             **opts,
         )
 

@@ -21,6 +21,7 @@ from nasntk.study import liveness, record
 from nasntk.study.config import SearchConfig
 from nasntk.study.jobs import Job
 from nasntk.study.models import resolve_space
+from nasntk.study.reference import ensure_reference
 from nasntk.study.samplers import grid_of, worker_seed
 from nasntk.study.silence import no_warnings
 from nasntk.study.storage import create_or_load_study, normalize_storage_url, open_storage
@@ -62,6 +63,7 @@ class Plan:
                     f"study {self.study_name!r} exists with {reason}; "
                     "pass --study NEW_NAME for a new study"
                 )
+        ensure_reference(study, config, self.space, self.shape)
         liveness.fail_dead_trials(study)
         liveness.retry_interrupted(study)
         study.set_user_attr(record.SEARCHED_AT, time.time())
