@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 from pathlib import Path
@@ -113,6 +114,14 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "agg(default, naswot)": ("default", "naswot"),
     "agg(default, AZ, zico, meco, swap, vkdnw, jacob_cov)": (
         "default", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
+    # every family's terms, each once (declared with the seven-term set above, before NB201 was in)
+    "agg(default, AZ, zico, meco, swap, vkdnw, jacob_cov, naswot)": (
+        "default", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov", "naswot"),
+    "agg(live_params, pntk_slow, AZ, zico, meco, swap, vkdnw, jacob_cov)": (
+        "live_params", "pntk_slow", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
+    "agg(default, AZ, zico, meco, swap, vkdnw)": ("default", *AZ, "zico", "meco", "swap", "vkdnw"),
+    "agg(default, AZ, zico, meco, swap)": ("default", *AZ, "zico", "meco", "swap"),
+    "agg(AZ, zico, meco, swap, vkdnw, jacob_cov)": (*AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
     # the same sets without the pNTK: what the pNTK term adds
     "agg(AZ, zico)": (*AZ, "zico"),
     "agg(AZ, zico, vkdnw_single)": (*AZ, "zico", "vkdnw_single"),
@@ -296,6 +305,148 @@ def run_reference(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+# ------------------------------------------------------------------------------------------------
+# 5. table (for experiments/search_quality.py --scores-csv)
+# ------------------------------------------------------------------------------------------------
+def run_table(args: argparse.Namespace) -> None:
+    """``spec, default, params`` of the scored NB201 cells, ``default`` being configuration
+    ``--score`` (a candidate: its exact rank aggregate over the scored cells)."""
+    got = suite_values("nb201")
+    if got is None:
+        raise SystemExit("no NB201 cells scored yet")
+    values, _, _ = got
+    kept = {r["spec"]: r for r in read_percell("nb201")}
+    texts, _, _, _ = truth_columns("nb201")
+    specs = [t for t in texts if t in kept]
+    out = OUT / f"table_nb201_{args.score.replace(' ', '_').replace(',', '')}.csv"
+    OUT.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["spec", "default", "params"])
+        for spec, v in zip(specs, values[args.score], strict=True):
+            w.writerow([spec, repr(float(v)), kept[spec]["params"]])
+    print(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. zoo: timm's scaled families
+# ------------------------------------------------------------------------------------------------
+#: timm's own scaled members, smallest first (the issue's chains; no accuracy is read).
+CHAINS = {
+    "efficientnet": ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2"],
+    "mobilenetv3_small": [
+        "mobilenetv3_small_050",
+        "mobilenetv3_small_075",
+        "mobilenetv3_small_100",
+    ],
+    "resnet": ["resnet10t", "resnet14t", "resnet18", "resnet34"],
+    "regnetx": ["regnetx_002", "regnetx_004", "regnetx_006"],
+    "lcnet": ["lcnet_050", "lcnet_075", "lcnet_100"],
+}
+
+
+def run_zoo(args: argparse.Namespace) -> None:
+    """Every per-candidate score of the chain members (untrained, 10 classes, 32×32, N = 64
+    CIFAR-10 images) into ``experiments/percell/zoo.csv``; then Kendall τ between each score
+    (aggregates: exact ranks over the chain members together) and the size order in each chain."""
+    import timm
+    import torch
+    from scipy import stats
+
+    from nasntk import data as data_mod
+    from nasntk import proxies
+    from nasntk.proxies.aggregate import rank_aggregate
+
+    path = PERCELL / "zoo.csv"
+    names = per_candidate_scores()
+    done = {}
+    if path.exists():
+        with path.open(newline="") as fh:
+            done = {r["model"]: r for r in csv.DictReader(fh)}
+    batch = data_mod.load("cifar10", 64, seed=0)
+    for model_name in [m for chain in CHAINS.values() for m in chain]:
+        if model_name in done:
+            continue
+        torch.manual_seed(0)
+        model = timm.create_model(model_name, pretrained=False, num_classes=10)
+        res = proxies.compute(model, batch, names)
+        row = {"model": model_name, **{n: repr(float(res[n])) for n in names}}
+        row["reasons"] = json.dumps(res["reasons"], sort_keys=True)
+        done[model_name] = row
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["model", *names, "reasons"])
+            w.writeheader()
+            w.writerows(done.values())
+        print(model_name, res["default"], flush=True)
+    members = [m for chain in CHAINS.values() for m in chain]
+    values = {n: np.array([float(done[m][n]) for m in members]) for n in names}
+    directions = {n: proxies.get(n).direction for n in names}
+    for cand, terms in CANDIDATES.items():
+        values[cand] = rank_aggregate({t: values[t] for t in terms}, directions)
+        directions[cand] = "maximize"
+    for agg in PEER_AGGREGATES:
+        p = proxies.get(agg)
+        values[agg] = rank_aggregate({t: values[t] for t in p.terms}, directions, p.rule)
+        directions[agg] = "maximize"
+    table = []
+    for name, v in values.items():
+        o = rankstats.orient(v, directions[name])
+        row = [name]
+        for chain in CHAINS.values():
+            idx = [members.index(m) for m in chain]
+            tau = stats.kendalltau(o[idx], np.arange(len(idx))).statistic
+            finite = np.isfinite(v[idx]).all()
+            row.append(f"{tau:+.2f}" + ("" if finite else " (non-finite)"))
+        table.append(row)
+    lines = ["# τ between each score and the size order within timm's chains", ""]
+    lines += markdown_table(["score", *CHAINS], table)
+    (OUT / "peers_zoo.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. timing
+# ------------------------------------------------------------------------------------------------
+def run_timing(args: argparse.Namespace) -> None:
+    """Seconds per cell of two score sets side by side in one process (alternating which goes
+    first, the same built network): ``--base`` (today's default) and ``--new`` (a candidate's
+    terms), over ``--cells`` dev cells of each suite, at ``--threads`` torch threads."""
+    import time
+
+    import torch
+
+    from nasntk import data as data_mod
+    from nasntk import proxies
+    from nasntk.groundtruth import read_truth
+    from nasntk.search_spaces import get as get_space
+
+    torch.set_num_threads(args.threads)
+    batch = data_mod.load("cifar10", 64, seed=0)
+    base = args.base.split(",")
+    new = list(CANDIDATES.get(args.new, args.new.split(",")))
+    lines = [f"# Seconds per cell, {args.threads} threads (experiments/peers.py timing)", "",
+             f"base: {', '.join(base)}; new: {', '.join(new)}", ""]  # fmt: skip
+    table = []
+    for suite in args.suites:
+        truth_path, space_name, options = SUITES[suite]
+        truth = read_truth(truth_path, limit=args.cells)
+        space = get_space(space_name, **options)
+        secs: dict[str, list[float]] = {"base": [], "new": []}
+        for i, arch in enumerate(truth.archs):
+            spec = space.parse_any(arch)
+            order = [("base", base), ("new", new)][:: 1 if i % 2 == 0 else -1]
+            for tag, names in order:
+                torch.manual_seed(0)
+                model = space.build(spec, num_classes=10, in_chans=3, img_size=32)
+                t0 = time.perf_counter()
+                proxies.compute(model, batch, names)
+                secs[tag].append(time.perf_counter() - t0)
+        b, n = np.mean(secs["base"][1:]), np.mean(secs["new"][1:])  # the first is warm-up
+        table.append([suite, f"{b:.3f}", f"{n:.3f}", f"{n / b:.2f}"])
+    lines += markdown_table(["suite", "base s/cell", "new s/cell", "new / base"], table)
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -311,8 +462,21 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--suites", nargs="+", default=list(SUITES))
     r.add_argument("--scores", nargs="+", default=["az_nas"])
     r.add_argument("--repeats", type=int, default=20)
+    t = sub.add_parser("timing")
+    t.add_argument("--suites", nargs="+", default=list(SUITES))
+    t.add_argument("--cells", type=int, default=20)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--base", default="default")
+    t.add_argument("--new", required=True, help="a CANDIDATES name or comma-separated scores")
+    tb = sub.add_parser("table")
+    tb.add_argument("--score", required=True)
+    sub.add_parser("zoo")
     args = ap.parse_args(argv)
-    {"score": run_score, "sweep": run_sweep, "reference": run_reference}[args.cmd](args)
+    commands = {"score": run_score, "sweep": run_sweep, "reference": run_reference}
+    commands["timing"] = run_timing
+    commands["table"] = run_table
+    commands["zoo"] = run_zoo
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,6 @@ class Context:
             raise value
         return value
 
-    # kept for callers of the earlier private name
-    _cached = cached
-
     def kernel(self, bn: Optional[str] = None) -> np.ndarray:
         """The pNTK of the batch, N×N float64 (non-finite entries → ScoreUndefined), with
         BatchNorm in mode ``bn`` (default: the context's). One kernel per mode, computed once;
