@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nasntk import rankstats
+from nasntk.proxies.default import DEFAULT_TERMS
 from nasntk.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +85,10 @@ def read_percell(suite: str) -> list[dict[str, str]]:
         with path.open(newline="") as fh:
             for r in csv.DictReader(fh):
                 rows.setdefault(r["spec"], {}).update({k: v for k, v in r.items() if v != ""})
+    for r in rows.values():  # files scored while pntk_live_g was the default keep it as "default"
+        if "pntk_live_g" not in r and "default" in r:
+            r["pntk_live_g"] = r.pop("default")
+        r.pop("default", None)
     return list(rows.values())
 
 
@@ -98,29 +103,30 @@ PEERS = ("zico", "meco", "swap", "swap_reg", "az_expressivity", "az_progressivit
          "synflow", "jacob_cov", "snip", "grad_norm")  # fmt: skip
 AZ = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
 #: Candidate defaults: rank aggregates Σ log(rank/M) of these terms (no weights), declared before
-#: the sweep. ``default`` is today's per-candidate default (log10 live params + log10 G).
+#: the sweep. ``pntk_live_g`` is the per-candidate default of sessions 5–7 (log10 live params +
+#: log10 G), the column ``default`` of the per-cell files scored before it was renamed.
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "agg(live_params, pntk_slow)": ("live_params", "pntk_slow"),
-    "agg(default, AZ)": ("default", *AZ),
+    "agg(pntk_live_g, AZ)": ("pntk_live_g", *AZ),
     "agg(live_params, pntk_slow, AZ)": ("live_params", "pntk_slow", *AZ),
-    "agg(default, AZ − progressivity)": ("default", "az_expressivity", "az_trainability", "flops"),
-    "agg(default, AZ, zico)": ("default", *AZ, "zico"),
-    "agg(default, AZ, meco)": ("default", *AZ, "meco"),
-    "agg(default, AZ, vkdnw_single)": ("default", *AZ, "vkdnw_single"),
-    "agg(default, AZ, jacob_cov, vkdnw_single)": ("default", *AZ, "jacob_cov", "vkdnw_single"),
-    "agg(default, AZ, zico, vkdnw_single)": ("default", *AZ, "zico", "vkdnw_single"),
-    "agg(default, AZ, naswot)": ("default", *AZ, "naswot"),
-    "agg(default, zico)": ("default", "zico"),
-    "agg(default, naswot)": ("default", "naswot"),
-    "agg(default, AZ, zico, meco, swap, vkdnw, jacob_cov)": (
-        "default", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
+    "agg(pntk_live_g, AZ − progressivity)": ("pntk_live_g", "az_expressivity", "az_trainability", "flops"),
+    "agg(pntk_live_g, AZ, zico)": ("pntk_live_g", *AZ, "zico"),
+    "agg(pntk_live_g, AZ, meco)": ("pntk_live_g", *AZ, "meco"),
+    "agg(pntk_live_g, AZ, vkdnw_single)": ("pntk_live_g", *AZ, "vkdnw_single"),
+    "agg(pntk_live_g, AZ, jacob_cov, vkdnw_single)": ("pntk_live_g", *AZ, "jacob_cov", "vkdnw_single"),
+    "agg(pntk_live_g, AZ, zico, vkdnw_single)": ("pntk_live_g", *AZ, "zico", "vkdnw_single"),
+    "agg(pntk_live_g, AZ, naswot)": ("pntk_live_g", *AZ, "naswot"),
+    "agg(pntk_live_g, zico)": ("pntk_live_g", "zico"),
+    "agg(pntk_live_g, naswot)": ("pntk_live_g", "naswot"),
+    "agg(pntk_live_g, AZ, zico, meco, swap, vkdnw, jacob_cov)": (
+        "pntk_live_g", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
     # every family's terms, each once (declared with the seven-term set above, before NB201 was in)
-    "agg(default, AZ, zico, meco, swap, vkdnw, jacob_cov, naswot)": (
-        "default", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov", "naswot"),
+    "agg(pntk_live_g, AZ, zico, meco, swap, vkdnw, jacob_cov, naswot)": (
+        "pntk_live_g", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov", "naswot"),
     "agg(live_params, pntk_slow, AZ, zico, meco, swap, vkdnw, jacob_cov)": (
         "live_params", "pntk_slow", *AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
-    "agg(default, AZ, zico, meco, swap, vkdnw)": ("default", *AZ, "zico", "meco", "swap", "vkdnw"),
-    "agg(default, AZ, zico, meco, swap)": ("default", *AZ, "zico", "meco", "swap"),
+    "agg(pntk_live_g, AZ, zico, meco, swap, vkdnw)": ("pntk_live_g", *AZ, "zico", "meco", "swap", "vkdnw"),
+    "agg(pntk_live_g, AZ, zico, meco, swap)": ("pntk_live_g", *AZ, "zico", "meco", "swap"),
     "agg(AZ, zico, meco, swap, vkdnw, jacob_cov)": (*AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
     # the same sets without the pNTK: what the pNTK term adds
     "agg(AZ, zico)": (*AZ, "zico"),
@@ -167,6 +173,8 @@ def suite_values(
     for name, terms in CANDIDATES.items():
         values[name] = rank_aggregate({t: values[t] for t in terms}, directions)
         directions[name] = "maximize"
+    values["default"] = rank_aggregate({t: values[t] for t in DEFAULT_TERMS}, directions)
+    directions["default"] = "maximize"
     oriented = {n: rankstats.orient(v, directions[n]) for n, v in values.items()}
     return (
         oriented,
@@ -377,11 +385,11 @@ def run_zoo(args: argparse.Namespace) -> None:
             w = csv.DictWriter(fh, fieldnames=["model", *names, "reasons"])
             w.writeheader()
             w.writerows(done.values())
-        print(model_name, res["default"], flush=True)
+        print(model_name, res["pntk_live_g"], flush=True)
     members = [m for chain in CHAINS.values() for m in chain]
     values = {n: np.array([float(done[m][n]) for m in members]) for n in names}
     directions = {n: proxies.get(n).direction for n in names}
-    for cand, terms in CANDIDATES.items():
+    for cand, terms in {**CANDIDATES, "default": DEFAULT_TERMS}.items():
         values[cand] = rank_aggregate({t: values[t] for t in terms}, directions)
         directions[cand] = "maximize"
     for agg in PEER_AGGREGATES:
@@ -423,7 +431,8 @@ def run_timing(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     batch = data_mod.load("cifar10", 64, seed=0)
     base = args.base.split(",")
-    new = list(CANDIDATES.get(args.new, args.new.split(",")))
+    named = {**CANDIDATES, "default": DEFAULT_TERMS}
+    new = list(named.get(args.new, args.new.split(",")))
     lines = [f"# Seconds per cell, {args.threads} threads (experiments/peers.py timing)", "",
              f"base: {', '.join(base)}; new: {', '.join(new)}", ""]  # fmt: skip
     table = []
@@ -466,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--suites", nargs="+", default=list(SUITES))
     t.add_argument("--cells", type=int, default=20)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--base", default="default")
+    t.add_argument("--base", default="pntk_live_g", help="today's default: pntk_live_g")
     t.add_argument("--new", required=True, help="a CANDIDATES name or comma-separated scores")
     tb = sub.add_parser("table")
     tb.add_argument("--score", required=True)

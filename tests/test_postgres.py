@@ -134,6 +134,7 @@ def test_the_race_is_real(postgres_url, tmp_path):
 def test_two_search_processes_share_one_fresh_postgres_study(fresh_url, tmp_path):
     name = f"pytest-{uuid.uuid4().hex[:10]}"
     common = [*TOY, "--data", "digits", "--n-kernel", "8", "--storage", fresh_url]
+    common += ["--objective", "pntk_live_g"]  # the 12 toy specs would all be reference members
     barrier = {"PYTHONPATH": str(TESTS), "TOY_SPACE_BARRIER": f"2:{tmp_path / 'barrier'}"}
     common += ["--study", name]
     # No table exists yet: both processes create them (the race above), then share the study.

@@ -658,13 +658,13 @@ def test_naswot_sees_timm_and_functional_activations():
         nn.GELU(),
     )
     x = torch.randn(6, 1, 5, 5)
-    codes = baselines._ActivationCodes(6)
-    with baselines.forward_mode(net, "batch"), torch.no_grad(), codes:
+    k, units = baselines.activation_codes(net, x, "batch")
+    assert units == 4 * 25 + 2 * 25
+    with baselines.forward_mode(net, "batch"), torch.no_grad():
         out = net(x)
-    assert codes.units == 4 * 25 + 2 * 25
     c = (out.reshape(6, -1) > 0).double()  # GELU keeps the sign: check the last site's share
     k_last = c @ c.T + (1 - c) @ (1 - c).T
-    assert torch.all(codes.k - k_last >= 0) and codes.k.diagonal().eq(150).all()
+    assert torch.all(k - k_last >= 0) and k.diagonal().eq(150).all()
 
 
 def test_compute_leaves_the_model_unchanged(monkeypatch):
@@ -674,7 +674,11 @@ def test_compute_leaves_the_model_unchanged(monkeypatch):
     net.train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     got = proxies.compute(net, toy_batch(), "all", bn="batch")
-    assert all(math.isfinite(v) for k, v in got.items() if k != "reasons"), got["reasons"]
+    aggregates = {n for n in proxies.names() if proxies.get(n).is_aggregate and n != "default"}
+    assert all(
+        math.isfinite(v) for k, v in got.items() if k not in ("reasons", "tenas_lr", *aggregates)
+    ), got["reasons"]
+    assert all(math.isnan(got[n]) for n in aggregates)  # no population: nan, with the reason
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert net.training and all(p.grad is None for p in net.parameters())

@@ -21,9 +21,12 @@ from search_toy_space import IMG, TINY, FlakySpace, ToySpace, expected_failure, 
 
 from nasntk import proxies
 from nasntk.leaderboard import rows, summary
+from nasntk.proxies.aggregate import aggregate_value
+from nasntk.proxies.default import DEFAULT_TERMS
 from nasntk.study import SearchInterrupted, build, search
 from nasntk.study.objective import failure_of
 from nasntk.study.record import Failure
+from nasntk.study.reference import stored_reference
 
 N = TINY["n_kernel"]
 
@@ -32,6 +35,7 @@ def test_trial_records_match_independent_scoring(db: str) -> None:
     study = search(ToySpace(), trials=4, storage=db, seed=0, sampler="random", **TINY)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(study.trials) == 4 and complete
+    reference = stored_reference(study.user_attrs)
     kernel_scores = [
         n
         for n in proxies.names()
@@ -45,11 +49,8 @@ def test_trial_records_match_independent_scoring(db: str) -> None:
         model = ToySpace().build(spec, num_classes=10, in_chans=1, img_size=IMG)
         assert t.user_attrs["params"] == n_params(model)
         assert t.user_attrs["flops"] > 0
-        timings = (
-            ("time_total",)
-            if "duplicate_of" in t.user_attrs
-            else ("time_build", "time_score", "time_total")
-        )
+        reused = "duplicate_of" in t.user_attrs or t.user_attrs.get("reference_member")
+        timings = ("time_total",) if reused else ("time_build", "time_score", "time_total")
         for key in timings:
             assert t.user_attrs[key] >= 0
         # The same scores, computed independently through the public scoring API.
@@ -62,7 +63,12 @@ def test_trial_records_match_independent_scoring(db: str) -> None:
             assert got == pytest.approx(ref[name], rel=1e-9, abs=1e-12) or (
                 math.isinf(ref[name]) and got == ref[name]
             )
-        assert t.value == pytest.approx(ref["default"], rel=1e-9)
+        # the default: its terms' smoothed percentiles against the study's reference sample
+        terms = proxies.score(
+            spec, space=ToySpace(), data="digits", n=N, img_size=IMG, scores=list(DEFAULT_TERMS)
+        )
+        want = aggregate_value(proxies.get("default"), terms, reference.values)
+        assert t.value == pytest.approx(want, rel=1e-9)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE  # the default's direction
 
 
@@ -109,7 +115,10 @@ def test_budget_prunes_before_any_kernel(db: str, build_log: Path) -> None:
 # Failures
 # ---------------------------------------------------------------------------------------------
 def test_failures_are_counted_by_reason_and_the_search_goes_on(db: str) -> None:
-    study = search(FlakySpace(), trials=18, sampler="grid", storage=db, seed=1, **TINY)
+    # a per-candidate objective: the aggregate default ranks a singular kernel last, finitely
+    study = search(
+        FlakySpace(), trials=18, sampler="grid", storage=db, seed=1, objective="pntk_live_g", **TINY
+    )
     assert len(study.trials) == 18  # the grid: 2 depths x 3 widths x 3 activations
     expected = Counter()
     for t in study.trials:
@@ -122,7 +131,7 @@ def test_failures_are_counted_by_reason_and_the_search_goes_on(db: str) -> None:
         if kind == "build":
             assert reason == "RuntimeError: toy: cannot build depth 2 at width 16"
         else:
-            assert reason.startswith("non-finite default")
+            assert reason.startswith("non-finite pntk_live_g")
         expected[reason] += 1
     s = summary(study)
     assert s["failures"] == dict(expected)
@@ -150,6 +159,7 @@ def test_multi_fidelity_prunes_before_the_full_kernel(db: str) -> None:
         sampler="grid",
         seed=0,
         storage=db,
+        objective="pntk_live_g",  # the toy space's 12 specs would all be reference members
     )
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
@@ -187,14 +197,15 @@ def test_interrupt_keeps_completed_trials_and_marks_the_running_one(db: str) -> 
             return super().build(spec, **kw)
 
     space = InterruptOnThird()
+    kw = dict(sampler="grid", storage=db, seed=0, objective="pntk_live_g", **TINY)
     with pytest.raises(SearchInterrupted) as err:
-        search(space, trials=12, sampler="grid", storage=db, seed=0, **TINY)
+        search(space, trials=12, **kw)
     study = err.value.study
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
     assert study.trials[2].user_attrs["fail_reason"] == "interrupted"
     # Resuming: the interrupted trial does not count, the completed ones are kept.
-    again = search(space, trials=12, sampler="grid", storage=db, seed=0, **TINY)
+    again = search(space, trials=12, **kw)
     assert [t.values for t in again.trials[:2]] == [t.values for t in study.trials[:2]]
     counted = [t for t in again.trials if t.state != TrialState.FAIL]
     assert len(counted) == 12

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -35,7 +36,7 @@ from scipy.stats import rankdata
 
 from nasntk.spectral import ScoreUndefined
 
-__all__ = ["oriented", "percentile_aggregate", "rank_aggregate"]
+__all__ = ["aggregate_value", "oriented", "percentile_aggregate", "rank_aggregate"]
 
 
 def oriented(values: Sequence[float], direction: str) -> np.ndarray:
@@ -117,6 +118,19 @@ def percentile_aggregate(
     )
 
 
+def aggregate_value(
+    proxy: Any, values: Mapping[str, float], reference: Mapping[str, Sequence[float]]
+) -> float:
+    """The registered aggregate ``proxy``'s value for one candidate's term ``values`` against a
+    reference sample (its rule, smoothed percentiles)."""
+    from nasntk.proxies.registry import get
+
+    directions = {t: get(t).direction for t in proxy.terms}
+    return percentile_aggregate(
+        {t: values[t] for t in proxy.terms}, reference, directions, proxy.rule
+    )
+
+
 def register_aggregate(
     name: str,
     terms: Sequence[str],
@@ -137,8 +151,7 @@ def register_aggregate(
         from nasntk.proxies.scoring import value_of
 
         values = {p.name: value_of(p, ctx)[0] for p in proxies}
-        directions = {p.name: p.direction for p in proxies}
-        return percentile_aggregate(values, ctx.reference, directions, rule)
+        return aggregate_value(get(name), values, ctx.reference)
 
     fn.__doc__ = f"Σ {rule} percentile of {', '.join(terms)} against the reference sample."
     register(

@@ -1,55 +1,70 @@
-"""The default score: what ``nasntk search`` optimises unless told otherwise."""
+"""The default score: what ``nasntk search`` optimises unless told otherwise.
+
+The default is a **rank aggregate** (:mod:`nasntk.proxies.aggregate`) of complementary terms —
+the pNTK's (:func:`nasntk.proxies.pntk.pntk_live_g`: live parameters discounted by the pNTK's
+slowest mode) and the peers' signals listed in :data:`DEFAULT_TERMS` — each ranked over the
+candidates, summed as Σ_t log(rank_t / M): a candidate that is bad on any one term sinks, and no
+weight is fitted (one definition for every space). The rule "the default is per candidate, no
+ranks over a population" of the earlier sessions is lifted because the aggregate measured better
+on all three dev suites (experiments/README.md §7).
+
+Where the population comes from:
+
+* ``nasntk benchmark``: the truth file's cells (exact ranks);
+* ``nasntk search``: the study's reference sample (:mod:`nasntk.study.reference`), each term a
+  smoothed percentile against it — a trial's value never changes once it completes;
+* a model scored alone (``nasntk.score(model)``, ``nasntk score`` on a file of specs, no study):
+  there is no population, and the default is the pNTK term alone, ``pntk_live_g``.
+"""
 
 from __future__ import annotations
 
-import math
-
+from nasntk.proxies.aggregate import aggregate_value
 from nasntk.proxies.context import Context
-from nasntk.proxies.pntk import pntk_slow
-from nasntk.proxies.registry import DEFAULT, register
-from nasntk.spectral import ScoreUndefined
+from nasntk.proxies.registry import DEFAULT, get, register
+
+__all__ = ["DEFAULT_TERMS", "LONE_DEFAULT", "default_score"]
+
+#: The default's terms, ranked over the population and summed as Σ log(rank/M).
+DEFAULT_TERMS = (
+    "pntk_live_g",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+    "flops",
+    "zico",
+    "meco",
+    "swap",
+)
+#: The default of a model scored without a population.
+LONE_DEFAULT = "pntk_live_g"
+
+
+def _needs() -> tuple[str, ...]:
+    needs = dict.fromkeys(n for t in DEFAULT_TERMS for n in get(t).needs)
+    return (*needs, "population")
 
 
 @register(
     DEFAULT,
     direction="maximize",
-    needs=("kernel", "grad"),
-    family="pntk",
-    reference="nasntk",
-    help="log10(#live params · λmin/GM(λ) of the pNTK with BatchNorm on batch statistics, "
-    "its top mode set aside)",
+    needs=_needs(),
+    family="default",
+    reference="nasntk (rank aggregate of the pNTK term and the peers' terms)",
+    help="Σ log(rank/M) of " + ", ".join(DEFAULT_TERMS) + f" (alone: {LONE_DEFAULT})",
+    terms=DEFAULT_TERMS,
 )
 def default_score(ctx: Context) -> float:
-    """log10 P + log10 G = log10(P·G): the live parameters, discounted by the pNTK's slowest mode.
+    """Σ_t log p_t of :data:`DEFAULT_TERMS` against the context's reference sample; without one
+    (a model scored alone), the value of :data:`LONE_DEFAULT`."""
+    from nasntk.proxies.scoring import value_of
 
-    * P: the number of trainable parameters the pNTK sees (capacity): those with a non-zero
-      gradient of the summed logit (``live_params``; parameters behind a multiplication by
-      zero or cut off from the output never train). For most models: every parameter.
-    * G = λ_N / GM(λ₂, …, λ_N) ∈ (0, 1] for the eigenvalues λ₁ ≥ … ≥ λ_N of the pNTK K with
-      BatchNorm on the batch's statistics (``bn="frozen"``: the network as it trains, whatever
-      the context's mode): how far the slowest direction in function space lies below the
-      typical (geometric-mean) one, the dominant eigenvalue λ₁ — the direction all inputs
-      share — set aside. Under gradient flow on the squared loss the residual along mode i
-      decays as exp(−ηλ_i t), so 1/G is the slowest mode's training time in units of the
-      typical mode's: log10 G ≤ 0 counts the decades by which the network is slower to fit its
-      hardest direction. λmin is compared with the whole spectrum, not with one other eigenvalue
-      as the condition number does (which makes κ noisy from one initialisation to the next).
+    if not all(t in ctx.reference for t in DEFAULT_TERMS):
+        value, why = value_of(get(LONE_DEFAULT), ctx)
+        if why is not None:
+            from nasntk.spectral import ScoreUndefined
 
-    Two logs summed with weight 1 (the ranking does not depend on the log base): nothing is
-    fitted, the definition is the same for every space, and the value is per candidate. One
-    pNTK per candidate. It is defined wherever BatchNorm keeps the signal alive: unlike BN in
-    eval mode at initialisation (running statistics 0 / 1), under which nets that rely on BN
-    for their scale (timm's EfficientNet, LCNet, TinyNet, EfficientViT) have vanishing
-    features and a numerically rank-one pNTK.
-
-    Chosen by measurement on the dev splits of NAS-Bench-201, NAS-Bench-101 and NAS-Bench-301
-    side by side (N = 64 CIFAR-10 images, one initialisation; ``experiments/suites.py``, all
-    configurations and CIs in experiments/README.md). The previous default, log10 P + log10 F
-    + log10 G(eval) with F the spectral flatness of the centred pNTK correlation, ranked NB201
-    as well but fell below #params on NB101 and far below it on NB301.
-    """
-    slow = pntk_slow(ctx)
-    live = ctx.live_params()
-    if not live > 0:
-        raise ScoreUndefined("no trainable parameter reaches the output", -math.inf)
-    return math.log10(live) + slow
+            raise ScoreUndefined(why, value)
+        return value
+    values = {t: value_of(get(t), ctx)[0] for t in DEFAULT_TERMS}
+    return aggregate_value(get(DEFAULT), values, ctx.reference)

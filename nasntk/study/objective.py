@@ -37,7 +37,7 @@ from nasntk.study.config import BUILTIN_OBJECTIVES, SearchConfig
 from nasntk.study.interrupts import INTERRUPTS
 from nasntk.study.models import model_builder, release_memory, shape_of
 from nasntk.study.record import Failure, Prune, TrialFailed
-from nasntk.study.reference import aggregate_terms, stored_reference
+from nasntk.study.reference import Reference, aggregate_terms, stored_reference
 
 if TYPE_CHECKING:
     from nasntk.search_spaces import SearchSpace
@@ -90,7 +90,7 @@ class Objective:
         self.shape = shape_of(self.batch)
         # params and FLOPs come from the meta-device count of the budget check.
         self.proxy_scores = [s for s in config.score_names if s not in BUILTIN_OBJECTIVES]
-        self.reference: Any = None  # the study's reference sample, read at the first trial
+        self.reference: Reference | None = None  # the study's, read at the first trial
 
     def __call__(self, trial: optuna.Trial) -> list[float] | float:
         try:
@@ -111,7 +111,13 @@ class Objective:
             return dedup.reuse(trial, original, started)
         params, flops = self._budget(trial, spec)
         builtin = {record.PARAMS: float(params), record.FLOPS: float(flops)}
-        result, timings = self._build_and_score(trial, spec, builtin)
+        reference = self._reference(trial)
+        member = None if reference is None else reference.result_of(key, self.proxy_scores)
+        if member is not None:  # scored when the study was made: never scored twice
+            result, timings = member, {}
+            trial.set_user_attr(record.REFERENCE_MEMBER, True)
+        else:
+            result, timings = self._build_and_score(trial, spec, builtin)
         record.write_scores(trial, result)
         trial.set_user_attr(record.N, self.config.n_kernel)
         for key_, seconds in timings.items():
@@ -183,7 +189,7 @@ class Objective:
             t2 = time.perf_counter()
             if self.low_batch is not None:
                 self._low_fidelity(trial, make, model, builtin)
-            result = self._compute(make, model, self.batch, self._reference(trial))
+            result = self._compute(make, model, self.batch, self._reference_values(trial))
             t3 = time.perf_counter()
         except (optuna.TrialPruned, TrialFailed):
             raise
@@ -198,7 +204,7 @@ class Objective:
         """Multi-fidelity: report the small-N score of the first objective; prune if told."""
         cfg = self.config
         main = cfg.objectives[0]
-        low = self._compute(make, model, self.low_batch, self._reference(trial))
+        low = self._compute(make, model, self.low_batch, self._reference_values(trial))
         value = lookup(low, main, builtin)
         trial.set_user_attr(record.LOW_FIDELITY, {"n": cfg.n_low, main: record.encode_float(value)})
         if not math.isfinite(value):
@@ -207,11 +213,15 @@ class Objective:
         if trial.should_prune():
             self._prune(trial, Prune.MULTI_FIDELITY, f"{main}={value:.4g} at N={cfg.n_low}")
 
-    def _reference(self, trial: optuna.Trial) -> Any:
+    def _reference(self, trial: optuna.Trial) -> Reference | None:
         """The study's reference sample (for aggregate scores), read once; None without one."""
         if self.reference is None and aggregate_terms(self.proxy_scores):
             self.reference = stored_reference(trial.study.user_attrs)
         return self.reference
+
+    def _reference_values(self, trial: optuna.Trial) -> Any:
+        ref = self._reference(trial)
+        return None if ref is None else ref.values
 
     def _compute(
         self, make: Callable[[int], Any], model: Any, batch: Any, reference: Any = None

@@ -40,6 +40,9 @@ DUPLICATE_OF = "duplicate_of"  # the number of the trial whose outcome was reuse
 RETRY_OF = "retry_of"  # the number of the interrupted trial whose candidate this retries
 FAIL_REASON, PRUNE_REASON = "fail_reason", "prune_reason"
 LOW_FIDELITY = "low_fidelity"  # {"n": n_low, <objective>: small-N value}
+#: A trial whose spec is a member of the study's reference sample: its scores were computed
+#: when the study was made (nasntk.study.reference) and are reused, not recomputed.
+REFERENCE_MEMBER = "reference_member"
 TIME_BUDGET, TIME_BUILD, TIME_SCORE, TIME_TOTAL = (
     "time_budget",
     "time_build",
@@ -51,7 +54,7 @@ SHAPE_KEYS = (NUM_CLASSES, IN_CHANS, IMG_SIZE)
 #: Every user attribute that is not a score.
 RECORD_KEYS = (
     SPEC, KEY, ARCH, SPACE, SPACE_OPTIONS, DATA, *SHAPE_KEYS, N, PARAMS, FLOPS, REASONS, WORKER,
-    DUPLICATE_OF, RETRY_OF, FAIL_REASON, PRUNE_REASON, LOW_FIDELITY,
+    DUPLICATE_OF, RETRY_OF, FAIL_REASON, PRUNE_REASON, LOW_FIDELITY, REFERENCE_MEMBER,
     TIME_BUDGET, TIME_BUILD, TIME_SCORE, TIME_TOTAL,
 )  # fmt: skip
 #: What a duplicate does not copy from the trial it reuses (they describe that other run).

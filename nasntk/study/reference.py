@@ -5,9 +5,11 @@ over a population. In a search a trial's stored objective must never change once
 must be the same for every worker and must survive resume, so the population is fixed when the
 study is created: ``size`` architectures drawn from the space by a seeded random sampler
 (within the budgets; duplicates and candidates that fail are skipped), built with the search's
-initialisation seed and scored on the search's batch. Their term values are stored in the study
-(user attribute ``reference``); every trial's aggregate is then Σ_t log p_t against them
-(:func:`nasntk.proxies.aggregate.percentile_aggregate`).
+initialisation seed and scored on the search's batch. Their scores — every per-candidate score
+the search records and every aggregate's terms — are stored in the study (user attribute
+``reference``); every trial's aggregate is then Σ_t log p_t against them
+(:func:`nasntk.proxies.aggregate.percentile_aggregate`). A trial that draws a member's spec
+reuses the member's scores (a spec is never scored twice).
 
 Created once: the process that opens the study computes it when the study holds none, then
 keeps whatever the study holds after writing (an earlier writer wins). The sample is a
@@ -17,20 +19,28 @@ workers that start together on one study compute the same values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 
+from nasntk.study import record
 from nasntk.study.models import model_builder
 
 if TYPE_CHECKING:
     from nasntk.search_spaces import SearchSpace
     from nasntk.study.config import SearchConfig
 
-__all__ = ["REFERENCE_ATTR", "aggregate_terms", "ensure_reference", "stored_reference"]
+__all__ = [
+    "REFERENCE_ATTR",
+    "Reference",
+    "aggregate_terms",
+    "ensure_reference",
+    "reference_scores",
+    "stored_reference",
+]
 
 REFERENCE_ATTR = "reference"
 #: Random draws tried per reference member (budgets and failures skip some).
@@ -48,24 +58,71 @@ def aggregate_terms(score_names: Sequence[str]) -> list[str]:
     return terms
 
 
-def stored_reference(user_attrs: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
-    """``{term: values}`` of the study's reference sample, or None when it has none."""
+@dataclass(frozen=True)
+class Reference:
+    """A study's reference sample: the members' keys and every score they were given."""
+
+    keys: tuple[str, ...]
+    values: dict[str, np.ndarray]  # score -> one value per member (nan where undefined)
+    reasons: tuple[dict[str, str], ...]
+
+    def result_of(self, key: str, names: Sequence[str]) -> dict[str, Any] | None:
+        """A member's ``proxies.compute``-like result for ``names`` (its aggregates against the
+        reference, itself included, like any other candidate), or None for a non-member or when
+        a score is missing."""
+        from nasntk import proxies
+        from nasntk.proxies.aggregate import aggregate_value
+
+        if key not in self.keys:
+            return None
+        i = self.keys.index(key)
+        mine = {n: float(v[i]) for n, v in self.values.items()}
+        out: dict[str, Any] = {}
+        for name in names:
+            p = proxies.get(name)
+            if p.is_aggregate:
+                if not all(t in mine for t in p.terms):
+                    return None
+                out[name] = aggregate_value(p, mine, self.values)
+            elif name in mine:
+                out[name] = mine[name]
+            else:
+                return None
+        out["reasons"] = {k: v for k, v in self.reasons[i].items() if k in names}
+        return out
+
+
+def stored_reference(user_attrs: Mapping[str, Any]) -> Reference | None:
+    """The study's reference sample, or None when it has none."""
     ref = user_attrs.get(REFERENCE_ATTR)
     if not isinstance(ref, Mapping) or not isinstance(ref.get("values"), Mapping):
         return None
-    return {
-        t: np.array([math.nan if v is None else float(v) for v in vs], dtype=np.float64)
+    values = {
+        t: np.array([float(record.decode_float(v)) for v in vs], dtype=np.float64)
         for t, vs in ref["values"].items()
     }
+    keys = tuple(ref.get("keys") or ())
+    reasons = tuple(ref.get("reasons") or ({} for _ in keys))
+    return Reference(keys=keys, values=values, reasons=reasons)
+
+
+def reference_scores(score_names: Sequence[str]) -> list[str]:
+    """What a reference member is scored on: every per-candidate score asked for and every
+    aggregate's terms (so that a trial of a member's spec reuses them, never scoring it twice)."""
+    from nasntk import proxies
+
+    plain = [n for n in score_names if n in proxies.names() and not proxies.get(n).is_aggregate]
+    return list(dict.fromkeys([*plain, *aggregate_terms(score_names)]))
 
 
 def sample_reference(
-    config: SearchConfig, space: SearchSpace, shape: Mapping[str, int], terms: Sequence[str]
+    config: SearchConfig, space: SearchSpace, shape: Mapping[str, int]
 ) -> dict[str, Any]:
     """Draw and score the reference sample (see the module docstring); a JSON-able dict."""
     from nasntk import data as data_mod
     from nasntk import proxies
 
+    names = reference_scores(config.score_names)
     batch = data_mod.load(
         config.data, config.n_kernel, seed=config.data_seed, img_size=config.img_size
     )
@@ -74,8 +131,9 @@ def sample_reference(
     if config.bn is not None:
         opts["bn"] = config.bn
     specs: list[str] = []
-    keys: set[str] = set()
-    values: dict[str, list[float | None]] = {t: [] for t in terms}
+    keys: list[str] = []
+    reasons: list[dict[str, str]] = []
+    values: dict[str, list[float | str]] = {t: [] for t in names}
     for _ in range(config.reference_size * TRIES_PER_MEMBER):
         if len(specs) >= config.reference_size:
             break
@@ -84,18 +142,25 @@ def sample_reference(
             key = space.key(spec)
             if key in keys or not _within_budget(config, space, spec, shape):
                 continue
-            keys.add(key)
             model = model_builder(space, spec, shape)(config.init_seed)
             res = proxies.compute(
-                model, batch, list(terms), device=config.device, seed=config.init_seed, **opts
+                model, batch, names, device=config.device, seed=config.init_seed, **opts
             )
         except Exception:  # a failing candidate is not a member; the next draw replaces it
             continue
         specs.append(space.format(spec))
-        for t in terms:
-            v = float(res[t])
-            values[t].append(v if math.isfinite(v) else None)
-    return {"size": len(specs), "seed": config.reference_seed, "specs": specs, "values": values}
+        keys.append(key)
+        reasons.append({str(k): str(v) for k, v in (res.get("reasons") or {}).items()})
+        for t in names:
+            values[t].append(record.encode_float(float(res[t])))
+    return {
+        "size": len(specs),
+        "seed": config.reference_seed,
+        "specs": specs,
+        "keys": keys,
+        "values": values,
+        "reasons": reasons,
+    }
 
 
 def _within_budget(
@@ -108,18 +173,22 @@ def _within_budget(
 
 def ensure_reference(
     study: optuna.Study, config: SearchConfig, space: SearchSpace, shape: Mapping[str, int]
-) -> dict[str, np.ndarray] | None:
+) -> Reference | None:
     """The study's reference sample, created and stored first when an aggregate is scored and
     the study holds none; None when no aggregate is scored."""
     terms = aggregate_terms(config.score_names)
     if not terms:
         return None
+
+    def usable(ref: Reference | None) -> bool:
+        return ref is not None and all(t in ref.values for t in terms)
+
     have = stored_reference(study.user_attrs)
-    if have is not None and all(t in have for t in terms):
+    if usable(have):
         return have
-    made = sample_reference(config, space, shape, terms)
+    made = sample_reference(config, space, shape)
     latest = stored_reference(study.user_attrs)  # another worker may have written it meanwhile
-    if latest is not None and all(t in latest for t in terms):
+    if usable(latest):
         return latest
     study.set_user_attr(REFERENCE_ATTR, made)
     return stored_reference(study.user_attrs)
