@@ -195,8 +195,17 @@ def data_line(config: Any) -> str:
     except NasntkError:
         return ""
     size = config.img_size or info["img_size"]
-    return (
+    line = (
         f"data {config.data}: {info['size']:,} images, {info['num_classes']} classes, "
         f"{info['in_chans']} channel(s); networks scored on {config.n_kernel} of them at "
         f"{size}×{size}"
     )
+    from nasntk.study.reference import aggregate_terms
+
+    if aggregate_terms(config.score_names):
+        line += (
+            f"\n{', '.join(n for n in config.objectives)} ranks its terms against a reference "
+            f"sample of {config.reference_size} architectures, drawn and scored once when the "
+            "study is made (--reference-size)"
+        )
+    return line

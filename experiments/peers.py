@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -128,12 +129,45 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "agg(pntk_live_g, AZ, zico, meco, swap, vkdnw)": ("pntk_live_g", *AZ, "zico", "meco", "swap", "vkdnw"),
     "agg(pntk_live_g, AZ, zico, meco, swap)": ("pntk_live_g", *AZ, "zico", "meco", "swap"),
     "agg(AZ, zico, meco, swap, vkdnw, jacob_cov)": (*AZ, "zico", "meco", "swap", "vkdnw", "jacob_cov"),
+    # added after the NB101 / NB301 sweeps were in: every family without VKDNW (its Fisher
+    # costs 2-3x the rest of the default), i.e. within the 2x time budget
+    "agg(pntk_live_g, AZ, zico, meco, swap, jacob_cov, naswot)": (
+        "pntk_live_g", *AZ, "zico", "meco", "swap", "jacob_cov", "naswot"),
+    "agg(pntk_live_g, AZ, zico, meco, swap, naswot)": (
+        "pntk_live_g", *AZ, "zico", "meco", "swap", "naswot"),
+    "agg(AZ, zico, meco, swap)": (*AZ, "zico", "meco", "swap"),
     # the same sets without the pNTK: what the pNTK term adds
     "agg(AZ, zico)": (*AZ, "zico"),
     "agg(AZ, zico, vkdnw_single)": (*AZ, "zico", "vkdnw_single"),
     "agg(AZ, meco)": (*AZ, "meco"),
     "agg(live_params, AZ)": ("live_params", *AZ),
 }  # fmt: skip
+
+
+#: Published NB201 figures (C10 / C100 / IN16), from the papers (issue 21's table); MeCo's are ρ.
+PUBLISHED_NB201 = {
+    "vkdnw_agg": ("kendall", (0.750, 0.753, 0.743)),
+    "az_nas": ("kendall", (0.741, 0.723, 0.710)),
+    "swap": ("kendall", (0.634, 0.649, 0.610)),
+    "zico": ("kendall", (0.607, 0.614, 0.587)),
+    "meco": ("spearman", (0.89, 0.88, 0.85)),
+    "tenas_ntk": ("kendall", (0.54, math.nan, math.nan)),  # shared/README: all cells, C10 only
+}
+NB201_COLUMNS = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc")
+
+
+def faithfulness(values: dict[str, np.ndarray], cols: dict[str, np.ndarray]) -> list[str]:
+    """Each peer's NB201 figure here beside its published one (same statistic)."""
+    table = []
+    for name, (stat, published) in PUBLISHED_NB201.items():
+        row = [name, "τ" if stat == "kendall" else "ρ"]
+        for col, pub in zip(NB201_COLUMNS, published, strict=True):
+            mine = rankstats.rank_correlations(values[name], cols[col])[stat]
+            gap = "" if math.isnan(pub) else f" ({mine - pub:+.3f})"
+            row.append(f"{mine:.3f} vs {pub:.3f}{gap}")
+        table.append(row)
+    header = ["peer", "stat", *[f"{c}: here vs published (gap)" for c in NB201_COLUMNS]]
+    return markdown_table(header, table)
 
 
 def truth_columns(suite: str) -> tuple[list[str], dict[str, Any], dict[str, Any], Any]:
@@ -181,6 +215,45 @@ def suite_values(
         {c: v[idx] for c, v in columns.items()},
         {a: rankstats.orient(v[idx]) for a, v in anchors.items()},
     )
+
+
+#: What the default is set against, paired, on every column: every peer and the default
+#: without its pNTK term.
+VERSUS = ("az_nas", "vkdnw_agg", "meco", "swap", "zico", "az_expressivity", "tenas",
+          "agg(AZ, meco)", "agg(pntk_live_g, AZ, zico, meco, swap)")  # fmt: skip
+
+
+def versus(args: argparse.Namespace) -> list[str]:
+    """Paired 95 % CIs of τ(default) − τ(X) for X in :data:`VERSUS` and the truth's best anchor."""
+    lines = ["## The default against each peer, paired (τ difference [95 % CI])", ""]
+    table = []
+    header = ["against"]
+    rows: dict[str, list[str]] = {x: [x] for x in (*VERSUS, "best anchor")}
+    for suite in args.suites:
+        got = suite_values(suite)
+        if got is None:
+            continue
+        values, cols, anchors = got
+        for c, acc in cols.items():
+            header.append(f"{suite} {c}")
+            for x in VERSUS:
+                d = rankstats.paired_difference_ci(
+                    values["default"], values[x], acc, n_boot=args.n_boot
+                )
+                rows[x].append(fmt_ci(*d, signed=True))
+            if anchors:
+                best = max(
+                    anchors,
+                    key=lambda a, acc=acc: rankstats.rank_correlations(anchors[a], acc)["kendall"],
+                )  # noqa: E501
+                d = rankstats.paired_difference_ci(
+                    values["default"], anchors[best], acc, n_boot=args.n_boot
+                )
+                rows["best anchor"].append(fmt_ci(*d, signed=True) + f" ({best})")
+            else:
+                rows["best anchor"].append("–")
+    table = list(rows.values())
+    return lines + markdown_table(header, table)
 
 
 def fmt_ci(point: float, low: float, high: float, signed: bool = False) -> str:
@@ -238,9 +311,14 @@ def run_sweep(args: argparse.Namespace) -> None:
                 row.append(f"{top['rank1_acc']:.2f} / {top['regret@10']:.2f}")
             table.append(row)
         lines += markdown_table(header, table) + [""]
+        if suite == "nb201":
+            lines += ["Faithfulness: the peers here beside their papers", ""]
+            lines += faithfulness(values, cols) + [""]
         if best_anchor:
             lines += [f"best anchor: {best_anchor}", ""]
     lines += ["## Mean τ over the dev columns", ""]
+    summary_pairs = versus(args)
+    lines += summary_pairs + [""]
     cols_all = sorted({k for v in summary.values() for k in v})
     rows = [
         [
@@ -444,11 +522,14 @@ def run_timing(args: argparse.Namespace) -> None:
         for i, arch in enumerate(truth.archs):
             spec = space.parse_any(arch)
             order = [("base", base), ("new", new)][:: 1 if i % 2 == 0 else -1]
+            shape = {"num_classes": 10, "in_chans": 3, "img_size": 32}
+            # as a search pays it: params / FLOPs come from the budget check's exact count
+            known = {"params": space.params(spec, **shape), "flops": space.flops(spec, **shape)}
             for tag, names in order:
                 torch.manual_seed(0)
-                model = space.build(spec, num_classes=10, in_chans=3, img_size=32)
+                model = space.build(spec, **shape)
                 t0 = time.perf_counter()
-                proxies.compute(model, batch, names)
+                proxies.compute(model, batch, names, known=known)
                 secs[tag].append(time.perf_counter() - t0)
         b, n = np.mean(secs["base"][1:]), np.mean(secs["new"][1:])  # the first is warm-up
         table.append([suite, f"{b:.3f}", f"{n:.3f}", f"{n / b:.2f}"])

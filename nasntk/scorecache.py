@@ -279,20 +279,27 @@ def _score_one(
         kwargs["bn"] = bn
     start = time.perf_counter()
     model: Any = None
+    counted: dict[str, float] = {}
+    reasons: dict[str, str] = {}
     try:
         model = builder if seeds > 1 else builder(0)
+        # params / FLOPs of the built network, by the space's exact count: the scores of those
+        # names take them as they are (a search has them from its budget check)
+        for key, count in (("params", space.params), ("flops", space.flops)):
+            counted[key] = _count(key, count, spec, shape, model, batch, reasons)
+        known = {k: v for k, v in counted.items() if math.isfinite(v)}
+        if _takes_known(compute):
+            kwargs["known"] = known
         result = compute(model, batch, list(names), seeds=seeds, **kwargs)
     except Exception as exc:  # one candidate never ends the run: its row says why
         result = {"reasons": {"error": _failure(exc)}}
     seconds = time.perf_counter() - start
-    reasons = dict(result.get("reasons") or {})
+    reasons.update(result.get("reasons") or {})
     row: dict[str, Any] = {"spec": text}
-    # params / FLOPs of the built network (from the scores themselves when they were asked for)
     for key, count in (("params", space.params), ("flops", space.flops)):
-        if key in names and key in result:
-            row[key] = result[key]
-        else:
-            row[key] = _count(key, count, spec, shape, model, batch, reasons)
+        if key not in counted:  # the build failed before the counts
+            counted[key] = _count(key, count, spec, shape, model, batch, reasons)
+        row[key] = counted[key]
     row["seconds"] = round(seconds, 4)
     for name in names:
         row[name] = float(result.get(name, math.nan))
@@ -300,6 +307,11 @@ def _score_one(
             row[f"{name}_std"] = float(result.get(f"{name}_std", math.nan))
     row["reasons"] = reasons
     return row
+
+
+def _takes_known(compute: Computer) -> bool:
+    """Whether the scoring function accepts counts already made (``known=``)."""
+    return "known" in inspect.signature(compute).parameters
 
 
 def _failure(exc: BaseException) -> str:

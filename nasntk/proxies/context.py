@@ -44,7 +44,8 @@ class Context:
     ``nasntk.kernels.pntk``. ``reference`` maps a score name to its values on a reference sample
     of candidates (a study's, see :mod:`nasntk.proxies.aggregate`): aggregates turn each of their
     terms into a percentile against it. ``blocks`` optionally names the modules whose outputs are
-    the network's blocks (AZ-NAS); by default they are found by a generic rule.
+    the network's blocks (AZ-NAS); by default they are found by a generic rule. ``known`` gives
+    scores the caller has already counted (e.g. ``{"params": …, "flops": …}`` from the space).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Context:
         kernel_fn: Optional[Callable[..., torch.Tensor]] = None,
         reference: Optional[Mapping[str, np.ndarray]] = None,
         blocks: Optional[list[str]] = None,
+        known: Optional[Mapping[str, float]] = None,
     ) -> None:
         self.model, self.x, self.y, self.num_classes = model, x, y, int(num_classes)
         self.bn, self.device = bn, device
@@ -70,7 +72,9 @@ class Context:
         self.kernel_fn = kernel_fn or _pntk
         self.reference = dict(reference or {})
         self.blocks = blocks
-        self.values: dict[str, float] = {}  # scores computed so far in this context
+        # scores computed so far in this context; ``known`` ones (a space's exact params / FLOPs
+        # counts, already made for the budget check) are not computed again
+        self.values: dict[str, float] = {k: float(v) for k, v in (known or {}).items()}
         self.reasons: dict[str, str] = {}  # why a computed score is undefined
         self._memo: dict[str, Any] = {}
 

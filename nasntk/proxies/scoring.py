@@ -68,6 +68,7 @@ def compute(
     kernel_fn: Optional[Callable[..., torch.Tensor]] = None,
     reference: Optional[Mapping[str, np.ndarray]] = None,
     blocks: Optional[Sequence[str]] = None,
+    known: Optional[Mapping[str, float]] = None,
     **opts: Any,
 ) -> dict[str, Any]:
     """Compute the named scores of a model (or of ``seeds`` fresh initialisations of a builder).
@@ -89,6 +90,8 @@ def compute(
             (:mod:`nasntk.proxies.aggregate`); without it an aggregate is nan, with the reason.
         blocks: names of the modules whose outputs are the network's blocks (AZ-NAS); default:
             :func:`nasntk.proxies.blocks.find_blocks`.
+        known: scores already counted by the caller, used as they are (``params`` / ``flops``
+            of a space's exact count: a search has them from its budget check).
         opts: ``train_frac`` (0.5) and ``ridge`` (1e-3) of the regression; ``params``,
             ``chunk_size``, ``max_memory``, ``implementation`` for ``nasntk.kernels.pntk``.
 
@@ -121,6 +124,7 @@ def compute(
             kernel_fn=kernel_fn or _pntk,
             reference=reference,
             blocks=list(blocks) if blocks is not None else None,
+            known=known,
         )
         for name in score_names:
             value, why = value_of(get(name), ctx)

@@ -189,7 +189,9 @@ class Objective:
             t2 = time.perf_counter()
             if self.low_batch is not None:
                 self._low_fidelity(trial, make, model, builtin)
-            result = self._compute(make, model, self.batch, self._reference_values(trial))
+            result = self._compute(
+                make, model, self.batch, self._reference_values(trial), known=builtin
+            )
             t3 = time.perf_counter()
         except (optuna.TrialPruned, TrialFailed):
             raise
@@ -224,7 +226,12 @@ class Objective:
         return None if ref is None else ref.values
 
     def _compute(
-        self, make: Callable[[int], Any], model: Any, batch: Any, reference: Any = None
+        self,
+        make: Callable[[int], Any],
+        model: Any,
+        batch: Any,
+        reference: Any = None,
+        known: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         """``proxies.compute`` of the requested scores (a builder when averaging over seeds);
         aggregates are percentiles against ``reference``."""
@@ -242,6 +249,7 @@ class Objective:
             device=cfg.device,
             seed=cfg.init_seed,
             reference=reference,
+            known=known,
             **opts,
         )
 
