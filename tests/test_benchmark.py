@@ -551,3 +551,26 @@ def test_cli_score_over_hard_zoo_models_gives_one_row_each(tmp_path, monkeypatch
         assert all(math.isfinite(float(r[k])) for k in ("default", "params", "flops")), r
     ghost = rows["ghostnetv2_100"]
     assert math.isnan(float(ghost["default"])) and "cannot run" in ghost["reasons"]
+
+
+def test_benchmark_ranks_an_aggregate_exactly_over_its_cells(tmp_path):
+    """With the library's scores, an aggregate's column is Σ log(rank/M) of its terms over the
+    truth's cells (its terms are scored with it), whatever a lone compute gives for it."""
+    from scipy.stats import rankdata
+
+    from nasntk import proxies
+
+    rows = [{"arch": f"w={w}", "c10_acc": float(w), "index": i} for i, w in enumerate((3, 1, 4, 2))]
+    truth = _write_truth(tmp_path / "truth.csv", rows)
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    batch = FakeBatch(x=x, y=torch.arange(8) % 2, num_classes=2)
+    res = evaluation.benchmark(
+        WidthSpace(), truth=truth, data=batch, scores=["tenas"], n=8, cache=tmp_path / "c.csv"
+    )
+    terms = proxies.get("tenas").terms
+    assert set(terms) <= set(res.values)
+    want = np.zeros(4)
+    for t in terms:
+        v = res.values[t] if proxies.get(t).direction == "maximize" else -res.values[t]
+        want += rankdata(np.nan_to_num(v, nan=-np.inf)) / 4  # TE-NAS sums ranks
+    np.testing.assert_allclose(res.values["tenas"], want)

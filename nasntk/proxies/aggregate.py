@@ -18,10 +18,12 @@ space (seeded, scored once when the study is created and stored in it):
     A(v)   = Σ_t log p_t(v)                                           (:func:`percentile_aggregate`)
 
 — the rank v would have among R_t ∪ {v}, over |R_t| + 1; with R_t the rest of the population it
-is exactly the population rank aggregate. A search uses its smoothed form (each reference member
-counts Φ((v − r)/h), a kernel estimate of the distribution function, :func:`percentile`): a
-reference of a few dozen members leaves the step counts tied for every candidate better than all
-of them — exactly where a search's answer lies — while the smoothed counts keep ordering them.
+is exactly the population rank aggregate. A search uses it as it is. A smoothed form (each
+reference member counting Φ((v − r)/h), a kernel estimate of the distribution function,
+:func:`percentile` with ``smooth``) orders the candidates beyond the reference's range, where the
+step counts tie; measured against the step counts on the dev suites it ranks worse (the default,
+R = 32 random cells: NB201 C10 τ 0.764 against 0.773, NB101 0.624 against 0.645;
+experiments/README.md §7), so it is not used.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def percentile_aggregate(
     reference: Mapping[str, Sequence[float]],
     directions: Mapping[str, str],
     rule: str = "log",
-    smooth: bool = True,
+    smooth: bool = False,
 ) -> float:
     """Σ_t log p_t(v_t) (or Σ_t p_t, ``rule="rank"``) of one candidate's term values against the
     reference sample (``smooth``: the kernel-smoothed p_t of :func:`percentile`)."""
@@ -122,7 +124,7 @@ def aggregate_value(
     proxy: Any, values: Mapping[str, float], reference: Mapping[str, Sequence[float]]
 ) -> float:
     """The registered aggregate ``proxy``'s value for one candidate's term ``values`` against a
-    reference sample (its rule, smoothed percentiles)."""
+    reference sample (its rule, step percentiles)."""
     from nasntk.proxies.registry import get
 
     directions = {t: get(t).direction for t in proxy.terms}

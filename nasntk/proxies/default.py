@@ -12,7 +12,7 @@ Where the population comes from:
 
 * ``nasntk benchmark``: the truth file's cells (exact ranks);
 * ``nasntk search``: the study's reference sample (:mod:`nasntk.study.reference`), each term a
-  smoothed percentile against it — a trial's value never changes once it completes;
+  percentile against it — a trial's value never changes once it completes;
 * a model scored alone (``nasntk.score(model)``, ``nasntk score`` on a file of specs, no study):
   there is no population, and the default is the pNTK term alone, ``pntk_live_g``.
 """

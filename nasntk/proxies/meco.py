@@ -9,7 +9,9 @@ channels, R = corrcoef(X) (C × C, entries that are nan or inf — constant chan
     meco = Σ_modules λ_min(R).
 
 λ_min(R) is 0 when two channels are linearly dependent or C > HW, and approaches 1 when the
-channels are uncorrelated. Every module is hooked, containers included, as the authors do.
+channels are uncorrelated. Every module is hooked, containers included, as the authors do. A
+network that cannot run on one image in training mode (BatchNorm on a 1×1 map) runs on the
+batch, its BatchNorm on the batch's statistics, and the first image's maps are read.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ def min_correlation_eigenvalue(feature: torch.Tensor) -> float:
 
 
 def meco(model: nn.Module, x: torch.Tensor, bn: str = "batch") -> float:
-    """Σ over every module's [1, C, H, W] output of λ_min of its channel correlation."""
+    """Σ over every module's feature-map output of λ_min of the first image's channel correlation.
+
+    One image, as the authors do; where one image cannot pass (BatchNorm in training mode on a
+    1×1 map has a single value per channel — timm's networks at 32×32), the whole batch runs,
+    BatchNorm normalising with its statistics, and the first image's maps are read.
+    """
     from nasntk.proxies.classic import forward_mode
 
     values: list[float] = []
@@ -51,12 +58,16 @@ def meco(model: nn.Module, x: torch.Tensor, bn: str = "batch") -> float:
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
-        with forward_mode(model, bn), torch.no_grad():
-            model(x[:1])
-    except (RuntimeError, ValueError) as exc:  # e.g. BatchNorm on a 1×1 map of one image
-        raise ScoreUndefined(
-            f"forward of one image failed ({exc})".split("\n")[0], math.nan
-        ) from exc
+        for inputs in (x[:1], x):
+            values.clear()
+            try:
+                with forward_mode(model, bn), torch.no_grad():
+                    model(inputs)
+                break
+            except (RuntimeError, ValueError) as exc:
+                if inputs.shape[0] == x.shape[0]:
+                    why = str(exc).split("\n")[0]
+                    raise ScoreUndefined(f"forward failed ({why})", math.nan) from exc
     finally:
         for h in handles:
             h.remove()

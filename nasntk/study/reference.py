@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 REFERENCE_ATTR = "reference"
+#: Seeds the reference's own random stream (with ``reference_seed``).
+REFERENCE_STREAM = 0x5EF
 #: Random draws tried per reference member (budgets and failures skip some).
 TRIES_PER_MEMBER = 8
 
@@ -126,7 +128,11 @@ def sample_reference(
     batch = data_mod.load(
         config.data, config.n_kernel, seed=config.data_seed, img_size=config.img_size
     )
-    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=config.reference_seed))
+    # a stream of its own: the search's own first (random) trials must not be the same draws
+    stream = int(
+        np.random.SeedSequence([config.reference_seed, REFERENCE_STREAM]).generate_state(1)[0]
+    )
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=stream))
     opts = dict(config.proxy_options)
     if config.bn is not None:
         opts["bn"] = config.bn
