@@ -9,6 +9,9 @@ Simulated searches over a lookup table, so that hundreds of searches cost second
   column per score), else computed here (resumably) with ``nasntk.scorecache.score_specs`` on
   ``--n`` CIFAR-10 images into ``experiments/out/search_quality/scores_<data>_n<N>_default-<tag>.csv``
   (``tag``: a hash of the default score's description, so a redefined default is rescored);
+- the default is a rank aggregate over a population (issue 21): cells scored here one by one get
+  its lone-model value (``pntk_live_g``); for the aggregate itself, pass ``--scores-csv`` from
+  ``python experiments/peers.py table --score default`` (exact ranks over the scored cells);
 - "top x%" is the best ⌈x% · M⌉ of the M cells by CIFAR-10 accuracy.
 
 Methods (each run ``--seeds`` times for ``--budget`` trials; a trial is one distinct cell scored):

@@ -455,3 +455,30 @@ def test_aggregate_with_a_reference_in_compute():
     assert step == pytest.approx(4 * math.log(2 / 3))  # between the two members of each term
     alone = proxies.compute(cnn(), b, ["az_nas"])
     assert math.isnan(alone["az_nas"]) and "reference" in alone["reasons"]["az_nas"]
+
+
+def test_meco_runs_the_batch_where_one_image_cannot_pass_batchnorm():
+    """BatchNorm on a 1×1 map in training mode cannot take one image: the batch runs, and the
+    first image's maps are read."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(4),
+        nn.Flatten(), nn.Linear(4, 2),
+    )  # fmt: skip
+    x = torch.randn(6, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    outs = []
+    hs = [
+        m.register_forward_hook(lambda _m, _i, o: outs.append(o.detach())) for m in model.modules()
+    ]
+    with proxies.classic.forward_mode(model, "batch"), torch.no_grad():
+        model(x)
+    for h in hs:
+        h.remove()
+    want = sum(
+        np.linalg.eigvalsh(
+            np.nan_to_num(np.corrcoef(o[0].reshape(o.shape[1], -1).double().numpy()))
+        )[0]
+        for o in outs
+        if o.dim() == 4
+    )
+    assert meco.meco(model, x, "batch") == pytest.approx(want, abs=1e-9)
