@@ -11,7 +11,7 @@ that finds fewer than two, the modules of timm's ``feature_info`` (its stages) a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -80,7 +80,9 @@ def find_blocks(model: nn.Module, x: torch.Tensor) -> list[str]:
     return order
 
 
-def block_outputs(model: nn.Module, names: Sequence[str], run: callable) -> list[torch.Tensor]:
+def block_outputs(
+    model: nn.Module, names: Sequence[str], run: Callable[[], object]
+) -> list[torch.Tensor]:
     """The outputs of the named modules (3-D or 4-D tensors with the batch first) captured while
     ``run()`` calls the model, in call order, still in the autograd graph."""
     modules = dict(model.named_modules())

@@ -10,6 +10,7 @@ their values. Seeded with a private generator (the global RNG is untouched).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,7 +26,9 @@ _NORMS = (
 )
 
 
-def _reinit(model: nn.Module, seed: int, std_of: callable) -> dict[str, torch.Tensor]:
+def _reinit(
+    model: nn.Module, seed: int, std_of: Callable[[torch.Tensor], float]
+) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     for prefix, m in model.named_modules():
