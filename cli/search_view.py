@@ -204,7 +204,7 @@ def data_line(config: Any) -> str:
 
     if aggregate_terms(config.score_names):
         line += (
-            f"\n{', '.join(n for n in config.objectives)} ranks its terms against a reference "
+            f"\n{', '.join(config.objectives)} ranks its terms against a reference "
             f"sample of {config.reference_size} architectures, drawn and scored once when the "
             "study is made (--reference-size)"
         )

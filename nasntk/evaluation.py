@@ -184,18 +184,16 @@ def benchmark(
         space = get_space(space, **dict(space_options or {}))
     tr = read_truth(truth, limit=limit)
     names = score_names(scores) if compute is None else list(scores or [])
+    from nasntk import proxies
+
     aggregates: dict[str, tuple[Sequence[str], str]] = {}
     if compute is None:  # the library's scores: an aggregate's terms are scored with it
-        from nasntk import proxies
-
         for nm in list(names):
             p = proxies.get(nm)
             if p.is_aggregate:
                 aggregates[nm] = (p.terms, p.rule)
                 names += [t for t in p.terms if t not in names]
     if directions is None:
-        from nasntk import proxies
-
         directions = {nm: proxies.get(nm).direction for nm in names}
     rows = []
     for row in score_specs(

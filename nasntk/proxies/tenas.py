@@ -21,9 +21,9 @@ import math
 import numpy as np
 import torch
 
-from nasntk import spectral
 from nasntk.proxies.aggregate import register_aggregate
 from nasntk.proxies.context import Context
+from nasntk.proxies.pntk import pntk_cond
 from nasntk.proxies.registry import register
 from nasntk.spectral import ScoreUndefined
 
@@ -82,7 +82,7 @@ def linear_regions(
     reference=REFERENCE,
 )
 def tenas_ntk(ctx: Context) -> float:
-    return spectral.condition_number(ctx.eigenvalues())
+    return pntk_cond(ctx)
 
 
 @register(

@@ -214,6 +214,20 @@ class SearchConfig:
         make_pruner(self.pruner, self.n_low)
 
     # -- derived values -------------------------------------------------------------------
+    def score_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``proxies.compute`` every candidate of the search is scored
+        with (trials and reference members alike)."""
+        opts = dict(self.proxy_options)
+        if self.bn is not None:
+            opts["bn"] = self.bn
+        return {"seeds": self.seeds, "device": self.device, "seed": self.init_seed, **opts}
+
+    def load_batch(self, n: int) -> Any:
+        """The search's seeded batch of ``n`` images at the size the networks see."""
+        from nasntk import data as data_mod
+
+        return data_mod.load(self.data, n, seed=self.data_seed, img_size=self.img_size)
+
     @property
     def objectives(self) -> list[str]:
         """The names of the objectives, in order."""

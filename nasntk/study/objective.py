@@ -78,15 +78,12 @@ class Objective:
     """The objective of one worker: loads its batches once, then runs trials."""
 
     def __init__(self, config: SearchConfig, space: SearchSpace) -> None:
-        from nasntk import data as data_mod
-
         self.config = config
         self.space = space
         self.space_ref = str(config.space)  # the reference stored with trials
         self.worker = liveness.worker_id()
-        load = {"seed": config.data_seed, "img_size": config.img_size}
-        self.batch = data_mod.load(config.data, config.n_kernel, **load)
-        self.low_batch = data_mod.load(config.data, config.n_low, **load) if config.n_low else None
+        self.batch = config.load_batch(config.n_kernel)
+        self.low_batch = config.load_batch(config.n_low) if config.n_low else None
         self.shape = shape_of(self.batch)
         # params and FLOPs come from the meta-device count of the budget check.
         self.proxy_scores = [s for s in config.score_names if s not in BUILTIN_OBJECTIVES]
@@ -237,20 +234,14 @@ class Objective:
         aggregates are percentiles against ``reference``."""
         if not self.proxy_scores:
             return {}
-        cfg = self.config
-        opts = dict(cfg.proxy_options)
-        if cfg.bn is not None:
-            opts["bn"] = cfg.bn
+        target = make if self.config.seeds > 1 else model
         return _proxies().compute(
-            make if cfg.seeds > 1 else model,
+            target,
             batch,
             self.proxy_scores,
-            seeds=cfg.seeds,
-            device=cfg.device,
-            seed=cfg.init_seed,
             reference=reference,
             known=known,
-            **opts,
+            **self.config.score_options(),
         )
 
     def _values(

@@ -120,22 +120,17 @@ def reference_scores(score_names: Sequence[str]) -> list[str]:
 def sample_reference(
     config: SearchConfig, space: SearchSpace, shape: Mapping[str, int]
 ) -> dict[str, Any]:
-    """Draw and score the reference sample (see the module docstring); a JSON-able dict."""
-    from nasntk import data as data_mod
+    """Draw and score the reference sample (see the module docstring), each member exactly as
+    a trial is scored; a JSON-able dict."""
     from nasntk import proxies
 
     names = reference_scores(config.score_names)
-    batch = data_mod.load(
-        config.data, config.n_kernel, seed=config.data_seed, img_size=config.img_size
-    )
+    batch = config.load_batch(config.n_kernel)
     # a stream of its own: the search's own first (random) trials must not be the same draws
     stream = int(
         np.random.SeedSequence([config.reference_seed, REFERENCE_STREAM]).generate_state(1)[0]
     )
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=stream))
-    opts = dict(config.proxy_options)
-    if config.bn is not None:
-        opts["bn"] = config.bn
     specs: list[str] = []
     keys: list[str] = []
     reasons: list[dict[str, str]] = []
@@ -146,12 +141,15 @@ def sample_reference(
         try:
             spec = space.validate(space.suggest(probe.ask()))
             key = space.key(spec)
-            if key in keys or not _within_budget(config, space, spec, shape):
+            counts = {
+                "params": float(space.params(spec, **shape)),
+                "flops": float(space.flops(spec, **shape)),
+            }
+            if key in keys or not _within_budget(config, counts):
                 continue
-            model = model_builder(space, spec, shape)(config.init_seed)
-            res = proxies.compute(
-                model, batch, names, device=config.device, seed=config.init_seed, **opts
-            )
+            make = model_builder(space, spec, shape)
+            target = make if config.seeds > 1 else make(config.init_seed)
+            res = proxies.compute(target, batch, names, known=counts, **config.score_options())
         except Exception:  # a failing candidate is not a member; the next draw replaces it
             continue
         specs.append(space.format(spec))
@@ -169,12 +167,11 @@ def sample_reference(
     }
 
 
-def _within_budget(
-    config: SearchConfig, space: SearchSpace, spec: Mapping[str, Any], shape: Mapping[str, int]
-) -> bool:
-    if config.max_params is not None and space.params(spec, **shape) > config.max_params:
+def _within_budget(config: SearchConfig, counts: Mapping[str, float]) -> bool:
+    """Whether a candidate's params and FLOPs fit the search's budgets."""
+    if config.max_params is not None and counts["params"] > config.max_params:
         return False
-    return config.max_flops is None or space.flops(spec, **shape) <= config.max_flops
+    return config.max_flops is None or counts["flops"] <= config.max_flops
 
 
 def ensure_reference(
