@@ -3,6 +3,8 @@
 #
 #   bash .ci/postgres.sh          start one (stopping the previous one) and write its URL
 #   bash .ci/postgres.sh stop     stop it and delete its data directory
+#   bash .ci/postgres.sh pause    stop it, keeping its data (the outage tests of issue 22)
+#   bash .ci/postgres.sh resume   start the paused server again, same port, same data
 #
 # The URL (postgresql://nasntk:PASSWORD@127.0.0.1:PORT/nasntk) goes to .ci/postgres.url, which
 # tests/conftest.py reads (NASNTK_TEST_POSTGRES_URL overrides it). The data directory, log and
@@ -73,6 +75,17 @@ if [ "${1:-start}" = "stop" ]; then
     stop_server
     exit 0
 fi
+if [ "${1:-start}" = "pause" ] || [ "${1:-start}" = "resume" ]; then
+    [ -f "$STATE_FILE" ] || { log "no server to $1 (start one first)"; exit 1; }
+    dir=$(cat "$STATE_FILE")
+    if [ "$1" = "pause" ]; then
+        as_owner "$BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    else
+        as_owner "$BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "$(cat "$dir/options")" start >/dev/null
+    fi
+    exit 0
+fi
 stop_server
 
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
@@ -109,9 +122,10 @@ as_owner "$BINDIR/initdb" -D "$WORK/data" -U postgres --pwfile="$PWFILE" \
 started=0
 for _ in 1 2 3 4 5; do
     PORT=$(free_port)
+    OPTIONS="-c listen_addresses=127.0.0.1 -p $PORT -k $WORK -c max_connections=200 -c fsync=off"
+    as_owner sh -c "printf '%s\n' '$OPTIONS' > '$WORK/options'"
     if as_owner "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $WORK -c max_connections=200 -c fsync=off" \
-        start >/dev/null 2>&1; then
+        -o "$OPTIONS" start >/dev/null 2>&1; then
         started=1
         break
     fi

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nasntk.cli.search import _ImgSize
 from nasntk.errors import NasntkError
 from nasntk.tables import format_fixed
 
@@ -99,6 +100,7 @@ def score_cmd(
     seeds: _Seeds = 1,
     bn: _Bn = None,
     space_opt: _SpaceOpt = None,
+    img_size: _ImgSize = None,
 ) -> None:
     """Score many architectures; write a row per spec (every score, params, FLOPs, seconds)."""
     from nasntk.scorecache import score_specs
@@ -122,10 +124,11 @@ def score_cmd(
             n=n,
             seeds=seeds,
             bn=_bn(bn),
+            img_size=img_size,
         ):
             rows.append(row)
             progress.advance(task)
-    Console().print(f"{len(rows)} rows in {out}")
+    Console().print(f"{len(rows)} rows in {out}{_at(img_size)}")
 
 
 def benchmark_cmd(
@@ -146,6 +149,7 @@ def benchmark_cmd(
     bn: _Bn = None,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Resumable CSV of per-cell scores."),
     space_opt: _SpaceOpt = None,
+    img_size: _ImgSize = None,
 ) -> None:
     """Kendall τ / Spearman ρ / top-10 hit rate of every score against every accuracy column."""
     from nasntk.evaluation import benchmark
@@ -168,19 +172,25 @@ def benchmark_cmd(
             bn=_bn(bn),
             cache=cache,
             progress=tick,
+            img_size=img_size,
         )
-    _render_benchmark(result)
+    _render_benchmark(result, _at(img_size))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")
 
 
-def _render_benchmark(result: BenchmarkResult) -> None:
+def _at(img_size: Optional[int]) -> str:
+    """Where the images were resized: `` at 16×16 pixels`` (nothing for their own size)."""
+    return f" at {img_size}×{img_size} pixels" if img_size else ""
+
+
+def _render_benchmark(result: BenchmarkResult, at: str = "") -> None:
     """The benchmark's table (scores, then the truth file's anchors) and the default's paired CI
-    against the best anchor, per accuracy column."""
+    against the best anchor, per accuracy column; ``at``: the image size, said in the title."""
     cols = list(result.truth.columns) if result.truth is not None else []
     table = Table(
-        title=f"{result.n} cells, {result.seconds_per_cell:.3f} s per cell",
+        title=f"{result.n} cells{at}, {result.seconds_per_cell:.3f} s per cell",
         caption="each cell: Kendall τ  Spearman ρ  top-10 hit rate (higher = better)",
     )
     table.add_column("score")

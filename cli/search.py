@@ -42,6 +42,10 @@ Examples:
 
   nasntk search --objective default,params:min --sampler nsga2 --trials 100
 
+  nasntk search --space mobilenet --data cifar10 --objective default,latency_ms:min --trials 40
+
+  nasntk search --space mobilenet --data cifar10 --max-latency-ms 5 --max-train-memory-mb 300
+
   nasntk search --space resnet --max-params 2e6 --workers 2 --storage journal:runs.log
 
   nasntk search --trials 300 --n-low 16 --n-kernel 128   # multi-fidelity with successive halving
@@ -127,8 +131,43 @@ _MaxParams = Annotated[
 _MaxFlops = Annotated[
     Optional[str], typer.Option("--max-flops", help="FLOPs budget per image (e.g. 500M).")
 ]
+_MaxLatency = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-latency-ms",
+        help="Latency budget: measured forward time at batch 1 (ms, on --device with --threads "
+        "threads); over-budget candidates are pruned right after the build, before any kernel.",
+    ),
+]
+_MaxMemory = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-train-memory-mb",
+        help="Memory budget: peak MiB of one SGD training step at --memory-batch images.",
+    ),
+]
+_LatencyBatch = Annotated[
+    Optional[int],
+    typer.Option(
+        "--latency-batch",
+        min=1,
+        help="Batch of latency_batch_ms (default 32; latency_ms is always batch 1).",
+    ),
+]
+_MemoryBatch = Annotated[
+    Optional[int],
+    typer.Option("--memory-batch", min=1, help="Batch of train_memory_mb (default 64)."),
+]
 _Storage = Annotated[Optional[str], typer.Option("--storage", help=_STORAGE_HELP)]
 _Study = Annotated[Optional[str], typer.Option("--study", help=_STUDY_HELP)]
+_DbPatience = Annotated[
+    float,
+    typer.Option(
+        "--db-patience",
+        help="Seconds of database outage (a restart, a failover, a locked file) to wait "
+        "through, retrying, before stopping with how to resume (0: stop at once).",
+    ),
+]
 _Workers = Annotated[
     int, typer.Option("--workers", "-w", help="Worker processes sharing the storage.")
 ]
@@ -147,7 +186,14 @@ _Bn = Annotated[
 _Seeds = Annotated[
     int, typer.Option("--seeds", help="Average scores over this many initialisations.")
 ]
-_ImgSize = Annotated[Optional[int], typer.Option("--img-size", help="Resize images to this size.")]
+_ImgSize = Annotated[
+    Optional[int],
+    typer.Option(
+        "--img-size",
+        help="Resize the images to SIZE×SIZE pixels; the networks are built and scored at this "
+        "size (default: the data's own size, 32 for digits; `nasntk search` without --space: 8).",
+    ),
+]
 _RefSize = Annotated[
     int,
     typer.Option(
@@ -190,8 +236,13 @@ def search_cmd(
     sampler: _Sampler = _d("sampler"),
     max_params: _MaxParams = None,
     max_flops: _MaxFlops = None,
+    max_latency_ms: _MaxLatency = _d("max_latency_ms"),
+    max_train_memory_mb: _MaxMemory = _d("max_train_memory_mb"),
+    latency_batch: _LatencyBatch = None,
+    memory_batch: _MemoryBatch = None,
     storage: _Storage = _d("storage"),
     study: _Study = _d("study_name"),
+    db_patience: _DbPatience = _d("db_patience"),
     workers: _Workers = _d("workers"),
     threads: _Threads = _d("threads"),
     seed: _Seed = _d("seed"),
@@ -221,8 +272,12 @@ def search_cmd(
         space=space, space_opt=space_opt, max_params=max_params, max_flops=max_flops,
         data=data, trials=trials, timeout=timeout, objective=objective, scores=scores,
         sampler=sampler, seed=seed, n_kernel=n_kernel, n_low=n_low, pruner=pruner,
-        storage=storage, study_name=study, workers=workers, device=device, bn=bn,
+        storage=storage, study_name=study, db_patience=db_patience, workers=workers,
+        device=device, bn=bn,
         seeds=seeds, img_size=img_size, threads=threads, reference_size=reference_size,
+        max_latency_ms=max_latency_ms, max_train_memory_mb=max_train_memory_mb,
+        proxy_options={k: v for k, v in (("latency_batch", latency_batch),
+                                         ("memory_batch", memory_batch)) if v is not None},
     )  # fmt: skip
     header = data_line(config)
     display = Display(
@@ -231,7 +286,7 @@ def search_cmd(
     start = time.perf_counter()
     try:
         with sigterm_as_ctrl_c(), display:
-            result = search(config, callbacks=[display])
+            result = search(config, callbacks=[display], on_db_event=display.db_event)
     except SearchInterrupted as exc:
         final_report(exc.study, top=top, seconds=time.perf_counter() - start, interrupted=True)
         raise typer.Exit(130) from None
@@ -311,7 +366,7 @@ def leaderboard_cmd(
     info = study_info(st) if fmt == "html" else {}
     title = f"nasntk leaderboard: {st.study_name}"
     text = render(ranked, fmt, title=title, images=images, info=info, columns=wanted,
-                  directions=directions, cells=cells)  # fmt: skip
+                  directions=directions, cells=cells, objectives=objective_names(st))  # fmt: skip
     if out is None:
         sys.stdout.write(text)
     else:
@@ -392,7 +447,8 @@ def show_cmd(
     row = export_row(load_study(storage, study), rank)
     out = stdout()
     skip = {"rank", "trial", "arch", "spec", "space", "space_options", "data", "study",
-            "num_classes", "in_chans", "img_size", "params", "flops", "time_s", "pareto_rank"}  # fmt: skip
+            "num_classes", "in_chans", "img_size", "params", "flops", "time_s", "pareto_rank",
+            "hardware"}  # fmt: skip
     shape = f"{row.get('in_chans')}×{row.get('img_size')}×{row.get('img_size')}"
     facts = Table(title=f"rank {rank} of {row['study']} (trial {row['trial']})", show_header=False)
     facts.add_column("what", style="bold")
@@ -406,6 +462,9 @@ def show_cmd(
     for k, v in row.items():
         if k not in skip and not isinstance(v, (dict, list)):
             facts.add_row(k, format_value(v))
+    hw = row.get("hardware")
+    if isinstance(hw, dict):  # what latency_ms / train_memory_mb were measured with
+        facts.add_row("measured on", ", ".join(f"{k} {v}" for k, v in hw.items()))
     out.print(facts)
     info = rebuild_info(row)
     out.print(f"[bold]with nasntk[/]: nasntk.build(json.load(open('best.json')))  "

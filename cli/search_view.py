@@ -4,7 +4,10 @@ stderr) and the final report (counts, failure and pruning reasons, the leaderboa
 
 from __future__ import annotations
 
+import datetime
+import math
 import sys
+import time
 from typing import Any, Optional
 
 from rich.console import Console, Group
@@ -19,6 +22,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+#: Seconds between two "database unreachable, retrying" lines of one outage.
+DB_EVERY = 10.0
 
 
 def stderr() -> Console:
@@ -85,6 +91,19 @@ class Display:
         self.table: Any = Table()
         self.live = Live(self._group(), console=self.console, refresh_per_second=4, transient=True)
         self.started = False
+        self.opened = datetime.datetime.now()  # trials finished before this were held already
+        self.db_said = -math.inf  # when the last "database unreachable" line was printed
+
+    def db_event(self, event: Any) -> None:
+        """The database went away (one line, then one per ``DB_EVERY`` seconds) or came back."""
+        if event.kind == "gave_up":
+            return  # the search's one-line error follows
+        now = time.monotonic()
+        if event.kind == "retrying" and now - self.db_said < DB_EVERY:
+            return
+        self.db_said = now if event.kind != "back" else -math.inf
+        style = "green" if event.kind == "back" else "yellow"
+        self.console.print(f"[{style}]{event.line()}[/]", highlight=False, soft_wrap=True)
 
     def _group(self) -> Group:
         return Group(self.progress, self.table)
@@ -104,15 +123,16 @@ class Display:
 
         done = counted_trials(study)
         if not self.started:
-            if done > 1:  # resuming: start the bar (and its speed estimate) at the trials held
-                self.progress.reset(self.task, completed=done - 1)
+            held = held_before(study, self.opened)
+            if held:  # resuming: start the bar (and its speed estimate) at the trials held
+                self.progress.reset(self.task, completed=held)
             self.started = True
             if self.header:
                 self.console.print(self.header, markup=False, highlight=False)
-            if done > 1:
+            if held:
                 of = f" of {self.total}" if self.total else ""
                 self.console.print(
-                    f"resuming study {study.study_name}: {done - 1}{of} trials already done",
+                    f"resuming study {study.study_name}: {held}{of} trials already done",
                     markup=False,
                     highlight=False,
                 )
@@ -134,6 +154,18 @@ class Display:
         )
         if self.enabled:
             self.live.update(self._group())
+
+
+def held_before(study: Any, opened: datetime.datetime) -> int:
+    """Counted trials the study held before ``opened`` (the command's start): a resumed
+    study's earlier work, never what this command's own workers finished meanwhile."""
+    from nasntk.study.record import counted
+
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if counted(t) and t.datetime_complete is not None and t.datetime_complete < opened
+    )
 
 
 def _compact_columns(study: Any, rows: list[dict[str, Any]]) -> list[str]:
@@ -203,9 +235,31 @@ def data_line(config: Any) -> str:
     from nasntk.study.reference import aggregate_terms
 
     if aggregate_terms(config.score_names):
+        from nasntk import proxies
+
+        aggregates = [n for n in config.score_names if proxies.get(n).is_aggregate]
         line += (
-            f"\n{', '.join(config.objectives)} ranks its terms against a reference "
+            f"\n{', '.join(aggregates)} ranks its terms against a reference "
             f"sample of {config.reference_size} architectures, drawn and scored once when the "
             "study is made (--reference-size)"
         )
-    return line
+    return line + _measured_line(config)
+
+
+def _measured_line(config: Any) -> str:
+    """What latency and memory are measured with, when the search measures them."""
+    from nasntk import proxies
+
+    measured = [n for n in config.score_names if "measure" in proxies.get(n).needs]
+    if not measured:
+        return ""
+    import torch
+
+    opts = {**proxies.MEASURE_OPTIONS, **config.proxy_options}
+    threads = config.threads_per_worker() or torch.get_num_threads()
+    return (
+        f"\n{', '.join(measured)} measured on {config.device} with {threads} torch "
+        f"thread{'s' * (threads != 1)} per worker (--threads): latency at batch 1 and "
+        f"{opts['latency_batch']} (--latency-batch), memory of a training step at batch "
+        f"{opts['memory_batch']} (--memory-batch)"
+    )

@@ -16,10 +16,12 @@ from typing import Any, NamedTuple
 from nasntk.errors import NasntkError
 from nasntk.tables import format_value
 
-__all__ = ["ARCH_MIN_WIDTH", "Choice", "choose", "fields", "middle", "parse"]
+__all__ = ["ARCH_MIN_WIDTH", "Choice", "choose", "fields", "first", "middle", "parse"]
 
 #: Columns a table never shows (they are in CSV / JSON / export).
-HIDDEN = {"spec", "space", "space_options", "data", "num_classes", "in_chans", "img_size"}
+HIDDEN = {
+    "spec", "space", "space_options", "data", "num_classes", "in_chans", "img_size", "hardware",
+}  # fmt: skip
 #: The narrowest the folded ``arch`` column gets before other columns give way.
 ARCH_MIN_WIDTH = 24
 #: Characters a cell needs beyond its text (borders and padding of a rich table).
@@ -41,6 +43,14 @@ def fields(rows: Sequence[Mapping[str, Any]], *, display: bool = True) -> list[s
             if k not in cols and not (display and k in HIDDEN):
                 cols.append(k)
     return cols
+
+
+def first(available: Sequence[str], objectives: Sequence[str] = ()) -> list[str]:
+    """The columns a user reads first, in ``available``'s order: rank (and Pareto rank), trial,
+    arch, the ``objectives``, params, FLOPs — what a terminal table starts from and what an HTML
+    table shows before its "more columns" toggle."""
+    wanted = {"rank", "pareto_rank", "trial", "arch", *objectives, "params", "flops"}
+    return [c for c in available if c in wanted]
 
 
 def parse(text: str | Sequence[str] | None) -> list[str] | str | None:
@@ -99,8 +109,7 @@ def choose(
         return Choice(requested, [c for c in available if c not in requested])
     if width is None:
         return Choice(available, [])
-    first = ["rank", "pareto_rank", "trial", "arch", *objectives, "params", "flops"]
-    shown = [c for c in dict.fromkeys(first) if c in available]
+    shown = first(available, objectives)
     used = 4 + sum(_width(rows, c) for c in shown)
     left_out = []
     for c in available:

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from nasntk.errors import NasntkError
 
-__all__ = ["Batch", "SOURCES", "info", "load", "shared_dir"]
+__all__ = ["Batch", "SOURCES", "check_img_size", "info", "load", "shared_dir"]
 
 #: The source kinds :func:`load` understands.
 SOURCES = ("digits", "npz", "folder", "cifar10", "mnist")
@@ -309,6 +309,16 @@ def info(source: str) -> dict:
         "num_classes": int(dec.num_classes),
         "size": int(len(dec.labels)),
     }
+
+
+def check_img_size(img_size: object) -> None:
+    """``--img-size`` (the side length the images are resized to, and the networks built and
+    scored at) is ``None`` (the source's own size) or a positive integer; the one check of
+    ``search``, ``score`` and ``benchmark``."""
+    if img_size is None:
+        return
+    if isinstance(img_size, bool) or not isinstance(img_size, (int, np.integer)) or img_size < 1:
+        raise NasntkError(f"--img-size must be a positive integer, got {img_size!r}")
 
 
 def balanced_counts(class_sizes: np.ndarray, n: int) -> np.ndarray:

@@ -169,6 +169,7 @@ def benchmark(
     directions: Optional[Mapping[str, str]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     space_options: Optional[Mapping[str, Any]] = None,
+    img_size: Optional[int] = None,
     **opts: Any,
 ) -> BenchmarkResult:
     """Score the cells of a truth CSV and measure how well each score ranks them.
@@ -177,9 +178,13 @@ def benchmark(
     there with the same configuration are not scored again. ``progress(done, total)`` is called
     after each cell. ``directions`` defaults to the registry's (``nasntk.proxies.get(name)``).
     ``space_options`` are the space's constructor options (e.g. a narrower proxy network).
+    ``img_size`` resizes the images to that side length, at which the networks are built and
+    scored (``--img-size``, as in ``nasntk search``; default: the data's own size).
     """
+    from nasntk.data import check_img_size
     from nasntk.search_spaces import get as get_space
 
+    check_img_size(img_size)
     if isinstance(space, str):
         space = get_space(space, **dict(space_options or {}))
     tr = read_truth(truth, limit=limit)
@@ -206,6 +211,7 @@ def benchmark(
         seeds=seeds,
         bn=bn,
         compute=compute,
+        img_size=img_size,
         **opts,
     ):
         rows.append(row)

@@ -161,6 +161,8 @@ def rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
         row["flops"] = attrs.get(record.FLOPS)
         total = attrs.get(record.TIME_TOTAL)
         row["time_s"] = round(float(total), 4) if total is not None else None
+        if isinstance(attrs.get(record.HARDWARE), Mapping):  # what latency / memory used
+            row["hardware"] = dict(attrs[record.HARDWARE])
         row["space"] = attrs.get(record.SPACE, config.get("space"))
         if attrs.get(record.SPACE_OPTIONS) or config.get("space_options"):
             row["space_options"] = attrs.get(record.SPACE_OPTIONS) or config.get("space_options")
@@ -232,7 +234,29 @@ def study_info(study: optuna.Study) -> dict[str, Any]:
         "N": config.get("n_kernel", ""),
         "objectives": ", ".join(config.get("objectives", [])),
         "trials": f"{s['trials']} ({s['complete']} complete, {s['pruned']} pruned, {s['fail']} failed)",
+        **_measured_with(study),
     }
+
+
+def _measured_with(study: optuna.Study) -> dict[str, str]:
+    """``{"measured": "latency_ms at batch 1 … on cpu, 1 torch thread …"}`` when the study holds
+    measured scores (those of its latest trial that has them), else ``{}``."""
+    for t in reversed(study.get_trials(deepcopy=False)):
+        hw = t.user_attrs.get(record.HARDWARE)
+        if not isinstance(hw, Mapping):
+            continue
+        batches = {
+            "latency_ms": "batch 1",
+            "latency_batch_ms": f"batch {hw.get('latency_batch')}",
+            "train_memory_mb": f"batch {hw.get('memory_batch')}, {hw.get('memory')}",
+        }
+        what = [f"{name} at {b}" for name, b in batches.items() if name in t.user_attrs]
+        threads = hw.get("threads")
+        return {
+            "measured": f"{', '.join(what)}; on {hw.get('device')}, {threads} torch "
+            f"thread{'s' * (threads != 1)}, {hw.get('latency_clock', 'wall')} clock"
+        }
+    return {}
 
 
 def check_rank(rank: int) -> None:
@@ -353,7 +377,10 @@ def render(
     non-finite numbers as ``null``). HTML is one self-contained page
     (:func:`nasntk.report_html.page`): ``info`` facts, ``images`` (PNG bytes), ``cells`` (SVG
     drawings of the rank-1 cell), then a sortable, filterable table whose score headers carry
-    their ``directions``.
+    their ``directions``; without ``columns`` it shows the first columns of a terminal table
+    (rank, trial, arch, the ``objectives``, params, FLOPs; :func:`nasntk.columns.first`) and
+    puts the others behind a "more columns" toggle. ``objectives`` default to the column after
+    ``arch``, where :func:`rows` puts the first one.
     """
     from nasntk.columns import choose, parse
 
@@ -376,8 +403,16 @@ def render(
         return json.dumps([_plain({c: r.get(c) for c in cols}) for r in rows], indent=2) + "\n"
     if fmt in ("markdown", "md"):
         return _markdown(rows, cols)
+    from nasntk.columns import first
     from nasntk.report_html import page
 
-    return page(
-        rows, cols, title=title, info=info, images=images, directions=directions, cells=cells
-    )
+    primary = None if requested is not None else first(cols, objectives or _objectives(cols))
+    return page(rows, cols, title=title, info=info, images=images, directions=directions,
+                cells=cells, primary=primary)  # fmt: skip
+
+
+def _objectives(cols: Sequence[str]) -> list[str]:
+    """Without named objectives, the column after ``trial`` / ``arch`` / ``pareto_rank``: where
+    :func:`rows` puts the first objective."""
+    rest = [c for c in cols if c not in ("rank", "pareto_rank", "trial", "arch")]
+    return rest[:1]

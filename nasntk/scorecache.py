@@ -2,9 +2,9 @@
 
 :func:`score_specs` scores a list of specs of one search space on one image batch and streams a
 row per spec (text form, every score, params, FLOPs, seconds). With ``out=`` the rows go to a CSV
-that is *resumable*: for a spec already there with the same configuration (data, n, seeds, bn,
-options, the space's non-default options) only the scores it still lacks are computed (none if
-it has them all), and each new row is appended and flushed as soon as it is done, so an
+that is *resumable*: for a spec already there with the same configuration (data, image size, n,
+seeds, bn, options, the space's non-default options) only the scores it still lacks are computed
+(none if it has them all), and each new row is appended and flushed as soon as it is done, so an
 interrupted run loses nothing.
 """
 
@@ -23,9 +23,11 @@ from typing import Any, Optional, Union
 from nasntk.errors import NasntkError
 from nasntk.groundtruth import as_float
 
-#: Columns every row of :func:`score_specs` carries besides the scores (data, n, seeds, bn and opts
-#: are the configuration: a cached row is reused only when they all match).
-META_COLUMNS = ("spec", "data", "n", "seeds", "bn", "opts", "params", "flops", "seconds")
+#: Columns every row of :func:`score_specs` carries besides the scores (data, img_size, n, seeds,
+#: bn and opts are the configuration: a cached row is reused only when they all match; an empty
+#: img_size is the data's own size, as in files written before the option).
+META_COLUMNS = ("spec", "data", "img_size", "n", "seeds", "bn", "opts", "params", "flops",
+                "seconds")  # fmt: skip
 
 Computer = Callable[..., dict]
 
@@ -46,17 +48,24 @@ def read_rows(path: Union[str, os.PathLike]) -> list[dict[str, str]]:
 
 
 def _config(
-    data: str, n: int, seeds: int, bn: Optional[str], opts: Mapping[str, Any]
+    data: str,
+    n: int,
+    seeds: int,
+    bn: Optional[str],
+    opts: Mapping[str, Any],
+    img_size: Optional[int] = None,
 ) -> dict[str, str]:
     extra = json.dumps(dict(opts), sort_keys=True, default=str) if opts else ""
-    return {"data": str(data), "n": str(n), "seeds": str(seeds), "bn": bn or "", "opts": extra}
+    size = "" if img_size is None else str(int(img_size))
+    return {"data": str(data), "img_size": size, "n": str(n), "seeds": str(seeds),
+            "bn": bn or "", "opts": extra}  # fmt: skip
 
 
 def read_cache(
     path: Union[str, os.PathLike], config: Optional[Mapping[str, str]] = None
 ) -> dict[str, dict[str, Any]]:
     """Per spec, its rows of a score CSV merged (:func:`merge_rows`); ``{}`` if there is none.
-    With ``config`` only rows of that configuration count (data, n, seeds, bn, opts)."""
+    With ``config`` only rows of that configuration count (data, img_size, n, seeds, bn, opts)."""
     return merge_rows(read_rows(path), config or {})
 
 
@@ -170,22 +179,30 @@ def score_specs(
     seeds: int = 1,
     bn: Optional[str] = None,
     compute: Optional[Computer] = None,
+    img_size: Optional[int] = None,
     **opts: Any,
 ) -> Iterator[dict[str, Any]]:
     """Score every spec (text form or dict) of ``space``; yield one row per spec, in order.
 
-    A row holds ``spec`` (text form), the configuration (``data``, ``n``, ``seeds``, ``bn``,
-    ``opts`` — the extra scoring options as JSON),
+    A row holds ``spec`` (text form), the configuration (``data``, ``img_size`` — empty for the
+    data's own size, ``n``, ``seeds``, ``bn``, ``opts`` — the extra scoring options as JSON),
     ``params`` and ``flops`` (of the network built for the data's classes and image size),
     ``seconds`` (wall time of building + scoring), each score, ``<score>_std`` when ``seeds > 1``
     and ``reasons`` (JSON: why a score is non-finite). With ``out``, a spec's earlier rows of the
     same configuration are merged (:func:`merge_rows`) and only its missing scores are computed;
     values read back from the CSV are strings.
 
-    ``data`` is a source string (``nasntk.data.load``) or an already-loaded batch; ``compute`` is
-    the scoring function (defaults to :func:`nasntk.proxies.compute`); ``opts`` go to it.
+    ``data`` is a source string (``nasntk.data.load``) or an already-loaded batch; ``img_size``
+    resizes a source's images to that side length (``--img-size`` of ``nasntk search``: the
+    networks are built and scored at it; default: the source's own size); ``compute`` is the
+    scoring function (defaults to :func:`nasntk.proxies.compute`); ``opts`` go to it.
     """
+    from nasntk.data import check_img_size
     from nasntk.search_spaces import get as get_space
+
+    check_img_size(img_size)
+    if img_size is not None and not isinstance(data, str):
+        raise NasntkError("--img-size resizes a data source; a loaded batch keeps its own size")
 
     if isinstance(space, str):
         space = get_space(space)
@@ -201,7 +218,7 @@ def score_specs(
     source = data if isinstance(data, str) else getattr(data, "source", "batch")
     space_opts = space.options() if hasattr(space, "options") else {}
     config = _config(
-        source, n, seeds, bn, {**opts, **({"space": space_opts} if space_opts else {})}
+        source, n, seeds, bn, {**opts, **({"space": space_opts} if space_opts else {})}, img_size
     )
     cached: dict[str, dict[str, Any]] = {}
     appender: Optional[_Appender] = None
@@ -221,7 +238,7 @@ def score_specs(
                 yield done
                 continue
             if batch is None:
-                batch = _load_batch(data, n, None, None)
+                batch = _load_batch(data, n, None, img_size)
             row = _score_one(space, spec, text, batch, missing, seeds, bn, compute, opts)
             row.update(config)
             if appender is not None:

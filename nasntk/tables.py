@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["format_fixed", "format_value", "markdown_table"]
+__all__ = ["format_compact", "format_fixed", "format_value", "markdown_table"]
 
 
 def format_value(value: Any, *, bools: tuple[str, str] | None = None) -> str:
@@ -32,6 +32,26 @@ def format_value(value: Any, *, bools: tuple[str, str] | None = None) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+def format_compact(value: Any) -> str:
+    """:func:`format_value` made narrow for a dense table: integers from 10,000 up with three
+    significant digits and an SI suffix (``230k``, ``3.79M``), exponents without ``+`` and
+    leading zeros (``1.772e5``); everything else as :func:`format_value`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return format_value(value)
+    if isinstance(value, int):
+        if abs(value) < 10_000:
+            return format_value(value)
+        scaled, power = float(value) / 1000.0, 0
+        while abs(scaled) >= 999.5 and power < 4:
+            scaled, power = scaled / 1000.0, power + 1
+        if abs(scaled) >= 999.5:  # beyond peta: an exponent
+            return format_compact(float(value))
+        return f"{scaled:.3g}{'kMGTP'[power]}"
+    text = format_value(value)
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if e else text
 
 
 def format_fixed(value: Any, digits: int = 3) -> str:

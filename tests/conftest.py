@@ -23,18 +23,21 @@ def _postgres_url() -> tuple[str | None, str]:
             "NASNTK_TEST_POSTGRES_URL=postgresql://USER:PASS@HOST:PORT/DB"
         )
     try:
-        import psycopg2
+        import psycopg
     except ImportError:
-        return None, "psycopg2 is not installed (pip install -e '.[test]')"
-    dsn = (
-        url.split("+", 1)[0] + "://" + url.split("://", 1)[1] if "+" in url.split("://")[0] else url
-    )
+        return None, "psycopg (3) is not installed (pip install -e '.[test]')"
     try:
-        psycopg2.connect(dsn, connect_timeout=5).close()
-    except psycopg2.OperationalError as exc:
+        psycopg.connect(libpq_dsn(url), connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         return None, f"PostgreSQL server of {POSTGRES_URL_FILE.name} is not reachable: {first}"
     return url, ""
+
+
+def libpq_dsn(url: str) -> str:
+    """A SQLAlchemy ``postgresql+driver://`` URL as libpq takes it (no ``+driver``)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
 @pytest.fixture

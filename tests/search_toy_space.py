@@ -11,6 +11,9 @@ workers (the CLI uses ``--space search_toy_space:ToySpace`` with ``PYTHONPATH=te
 - ``TOY_SPACE_HOLD=K:PATH``: the K-th real build of a process (logged first) creates PATH and
   then waits until a signal stops the process, so that a test can interrupt a search at a moment
   when a trial is surely inside its objective (no timing window).
+- ``TOY_SPACE_PAUSE=K:DIR``: the K-th real build of a process creates ``DIR/paused.<pid>`` and
+  waits until ``DIR/go`` exists, then goes on, so that a test can take the database away while
+  a candidate is surely being scored (its results are then written during the outage).
 - ``TOY_SPACE_BARRIER=N:DIR``: the first real build of a process marks DIR and waits until N
   processes have marked it, so that N searches surely run side by side (each has planned its
   share before any trial of the others completes).
@@ -71,14 +74,21 @@ def _barrier_if_asked() -> None:
         time.sleep(0.01)
 
 
+def _kth_build(variable: str, counter: list[int]) -> str | None:
+    """``VARIABLE=K:PATH``: PATH when this is the process's K-th real build (counted in
+    ``counter``), else None."""
+    value = os.environ.get(variable, "")
+    if not value:
+        return None
+    k, _, path = value.partition(":")
+    counter[0] += 1
+    return path if counter[0] == int(k) else None
+
+
 def _hold_if_asked() -> None:
     """``TOY_SPACE_HOLD=K:PATH``: at the K-th real build, say so through PATH and wait."""
-    hold = os.environ.get("TOY_SPACE_HOLD", "")
-    if not hold:
-        return
-    k, _, path = hold.partition(":")
-    _BUILDS[0] += 1
-    if _BUILDS[0] != int(k):
+    path = _kth_build("TOY_SPACE_HOLD", _BUILDS)
+    if path is None:
         return
     with open(path + ".tmp", "w") as f:
         f.write(str(os.getpid()))
@@ -87,6 +97,22 @@ def _hold_if_asked() -> None:
     while time.monotonic() < deadline:  # a signal ends this wait (KeyboardInterrupt or death)
         time.sleep(0.01)
     raise RuntimeError("toy: held for 120 s and no signal came")
+
+
+_PAUSE_BUILDS = [0]
+
+
+def _pause_if_asked() -> None:
+    """``TOY_SPACE_PAUSE=K:DIR``: at the K-th real build, say so in DIR and wait for DIR/go."""
+    folder = _kth_build("TOY_SPACE_PAUSE", _PAUSE_BUILDS)
+    if folder is None:
+        return
+    open(os.path.join(folder, f"paused.{os.getpid()}"), "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(folder, "go")):
+        if time.monotonic() > deadline:
+            raise RuntimeError("toy: paused for 120 s and no go came")
+        time.sleep(0.01)
 
 
 class ToySpace(SearchSpace):
@@ -152,6 +178,7 @@ class ToySpace(SearchSpace):
                     )
             _barrier_if_asked()
             _hold_if_asked()
+            _pause_if_asked()
         layers: list[nn.Module] = [nn.Flatten()]
         features = in_chans * img_size * img_size
         for _ in range(spec["depth"]):

@@ -160,7 +160,7 @@ def test_search_leaderboard_export_plot_end_to_end(
     as_json = json.loads(Path(f"{out}.json").read_text())
     assert [r["spec"] for r in as_json] == [r["spec"] for r in ranked]
     page = Path(f"{out}.html").read_text()
-    assert all(f'<td class="arch">{r["arch"]}</td>' in page for r in ranked)
+    assert all(f'<td class="arch"><div title="{r["arch"]}">' in page for r in ranked)
     assert page.count("data:image/png;base64,") == 3  # history, score vs params, distributions
     assert Path(f"{out}.markdown").read_text().count("\n") == len(ranked) + 2
     # --columns picks the columns of any format; an unknown one is a one-line error
@@ -297,6 +297,7 @@ def test_two_workers_lose_nothing_and_score_nothing_twice(
     db = f"sqlite:///{tmp_path / 'workers.db'}"
     res = run(search_args(db, 14, "--workers", "2"), env, tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr
+    assert "resuming" not in res.stderr  # a fresh study, though workers finish trials meanwhile
     built = builds(tmp_path / "builds.log")
     check_consistent(db, 14, built)  # 14 trials of a 12-spec space: no double scoring
     study = load(db)
@@ -322,6 +323,7 @@ BAD = [
     ["search", "--space", TOY, "--max-params", "lots"],
     ["search", "--space", TOY, "--sampler", "annealing"],
     ["search", "--space", TOY, "--trials", "many"],
+    ["search", "--space", TOY, "--db-patience", "-1"],
     ["leaderboard", "--storage", "sqlite:///missing.db"],
     ["leaderboard", "--storage", "journal:missing.log", "--format", "xml"],
 ]

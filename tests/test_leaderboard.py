@@ -85,7 +85,7 @@ def test_leaderboard_exports_parse_back(db: str) -> None:
     page = render(ranked, "html", images={"history": b"\x89PNG fake"}, title="t")
     assert page.startswith("<!DOCTYPE html>") and page.count("<tr>") == len(ranked) + 1
     for r in ranked:
-        assert f'<td class="arch">{r["arch"]}</td>' in page
+        assert f'<td class="arch"><div title="{r["arch"]}">' in page
     assert "data:image/png;base64,iVBORyBmYWtl" in page
     with pytest.raises(NasntkError, match="unknown format"):
         render(ranked, "xml")

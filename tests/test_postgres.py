@@ -11,7 +11,6 @@ them — the race of machines started at the same instant on a new database.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,9 +22,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from invariants import assert_search_invariant
+from conftest import libpq_dsn
+from invariants import assert_search_invariant, builds
 
 from nasntk import leaderboard
+from nasntk.study import record
 
 pytestmark = pytest.mark.postgres
 
@@ -53,15 +54,6 @@ except Exception as exc:
 """
 
 
-def _driver_url(url: str) -> str:
-    """``postgresql://`` names SQLAlchemy's default driver (psycopg 3 since SQLAlchemy 2.1);
-    name psycopg2 explicitly when that is the driver installed."""
-    scheme, rest = url.split("://", 1)
-    if "+" in scheme or importlib.util.find_spec("psycopg") is not None:
-        return url
-    return f"postgresql+psycopg2://{rest}"
-
-
 def _nasntk(*args: str) -> list[str]:
     return [sys.executable, "-m", "nasntk", *args]
 
@@ -73,17 +65,18 @@ def _env() -> dict[str, str]:
 @contextlib.contextmanager
 def _fresh_database(postgres_url: str) -> Iterator[str]:
     """The URL of a new, empty schema of the test database (dropped afterwards)."""
-    import psycopg2
+    import psycopg
 
     schema = f"pytest_{uuid.uuid4().hex[:10]}"
-    con = psycopg2.connect(postgres_url.replace("+psycopg2", ""))
-    con.autocommit = True
-    con.cursor().execute(f"CREATE SCHEMA {schema}")
+    with psycopg.connect(libpq_dsn(postgres_url), autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield f"{_driver_url(postgres_url)}?options=-csearch_path%3D{schema}"
-    finally:
-        con.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
-        con.close()
+        # The README's URL as it is: a bare postgresql:// (SQLAlchemy's default driver,
+        # psycopg 3 — the one the [postgres] extra installs), so plain Optuna opens it too.
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    finally:  # (a new connection: the test may have restarted the server)
+        with psycopg.connect(libpq_dsn(postgres_url), autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -182,3 +175,150 @@ def test_two_search_processes_share_one_fresh_postgres_study(fresh_url, tmp_path
         assert p.returncode == 0, f"export failed:\n{out}\n{err}"
     for i in range(2):
         assert json.loads((tmp_path / f"worker{i}.json").read_text()) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Outages: the server restarts, or stays away longer than the patience (issue 22)
+# ---------------------------------------------------------------------------------------------
+CI_POSTGRES = TESTS.parent / ".ci" / "postgres.sh"
+
+
+def _server(action: str) -> None:
+    """Pause (stop, keeping the data) or resume the server of ``.ci/postgres.sh``."""
+    subprocess.run(["bash", str(CI_POSTGRES), action], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def own_server(postgres_url):
+    """The test server may be stopped and started here (it is the one ``.ci/postgres.sh`` made)."""
+    if not (TESTS.parent / ".ci" / "postgres.state").is_file():
+        pytest.skip("the PostgreSQL server is not ours to stop (.ci/postgres.sh did not start it)")
+    yield
+    with contextlib.suppress(subprocess.CalledProcessError):
+        _server("resume")  # (fails harmlessly when it is running)
+
+
+def _paused_search(
+    url: str, name: str, folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """A toy search whose second real build (in each process) waits for ``folder/go``."""
+    cmd = _nasntk("search", *TOY, "--data", "digits", "--n-kernel", "8", "--storage", url)
+    cmd += ["--study", name, "--objective", "pntk_live_g", "--seed", "0", "--no-live", *args]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**_env(), "NASNTK_VERBOSE": "", "PYTHONPATH": str(TESTS), **(env or {})},
+        cwd=folder,  # (not verbose: what a user sees, where a traceback would be a failure)
+    )
+
+
+def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not list(folder.glob(pattern)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"nothing matched {pattern} in 120 s"
+        time.sleep(0.02)
+
+
+def test_a_server_restart_mid_search_loses_nothing_and_stops_nothing(
+    fresh_url, own_server, tmp_path
+):
+    """Two workers; the server stops while a candidate is being scored and comes back 4 s
+    later: the results written during the outage land, the search finishes its trials."""
+    name = f"pytest-{uuid.uuid4().hex[:10]}"
+    pause, log = tmp_path / "pause", tmp_path / "builds.log"
+    pause.mkdir()
+    hooks = {"TOY_SPACE_PAUSE": f"2:{pause}", "TOY_SPACE_LOG": str(log)}
+    proc = _paused_search(fresh_url, name, tmp_path, "--trials", "16", "--workers", "2", env=hooks)
+    _wait_for(pause, "paused.*", proc)
+    _server("pause")
+    (pause / "go").touch()  # the paused candidate is scored and recorded while the server is down
+    time.sleep(4.0)
+    _server("resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"search failed:\n{err}"
+    assert "Traceback" not in err and "Error" not in err, err
+    assert "database unreachable, retrying (" in err and "database back after" in err, err
+    assert "resuming" not in err  # a fresh study is not "resumed"
+
+    trials = optuna.load_study(study_name=name, storage=fresh_url).get_trials(deepcopy=False)
+    assert len(trials) == 16
+    assert_search_invariant(trials, counted=16, built=builds(log))
+
+
+def test_an_outage_longer_than_the_patience_stops_in_one_line_and_a_rerun_completes(
+    fresh_url, own_server, tmp_path
+):
+    name = f"pytest-{uuid.uuid4().hex[:10]}"
+    pause, log = tmp_path / "pause", tmp_path / "builds.log"
+    pause.mkdir()
+    args = ("--trials", "8", "--db-patience", "3")
+    hooks = {"TOY_SPACE_PAUSE": f"2:{pause}", "TOY_SPACE_LOG": str(log)}
+    proc = _paused_search(fresh_url, name, tmp_path, *args, env=hooks)
+    _wait_for(pause, "paused.*", proc)
+    _server("pause")
+    (pause / "go").touch()
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        _server("resume")
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("nasntk: error")]
+    assert len(errors) == 1 and "unreachable for 3 s (--db-patience 3)" in errors[0], err
+    assert "rerun the same command to resume" in errors[0] and ":***@" in errors[0]
+
+    # The database is back: the same command finishes the study; the stopped process's trial
+    # is found dead, marked interrupted and its candidate scored again, nothing else twice.
+    again = _paused_search(fresh_url, name, tmp_path, *args, env={"TOY_SPACE_LOG": str(log)})
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    trials = optuna.load_study(study_name=name, storage=fresh_url).get_trials(deepcopy=False)
+    assert any(record.interrupted(t) for t in trials)
+    assert_search_invariant(trials, counted=8, built=builds(log))
+
+
+@pytest.mark.filterwarnings("ignore:.*[Hh]eartbeat")  # Optuna's notes on using it by hand
+def test_the_heartbeat_sweep_frees_the_trials_of_a_machine_that_went_silent(fresh_url, tmp_path):
+    """A RUNNING trial of another machine whose heartbeat stopped (it died, or gave up during an
+    outage) is found by the next search, marked interrupted and its candidate scored once."""
+    import psycopg
+    from search_toy_space import ToySpace
+
+    name = f"pytest-{uuid.uuid4().hex[:10]}"
+    log = tmp_path / "builds.log"
+    common = [*TOY, "--data", "digits", "--n-kernel", "8", "--storage", fresh_url]
+    common += ["--study", name, "--objective", "pntk_live_g", "--seed", "0", "--no-live"]
+    env = {**_env(), "PYTHONPATH": str(TESTS), "TOY_SPACE_LOG": str(log)}
+    first = subprocess.run(
+        _nasntk("search", *common, "--trials", "2"), capture_output=True, text=True, env=env
+    )
+    assert first.returncode == 0, first.stderr
+
+    # The silent machine: a trial it asked for, a heartbeat, then nothing for an hour.
+    rdb = optuna.storages.RDBStorage(fresh_url, heartbeat_interval=10, grace_period=60)
+    study = optuna.load_study(study_name=name, storage=rdb)
+    trial = study.ask()
+    spec = ToySpace().suggest(trial)
+    trial.set_user_attr(record.WORKER, "elsewhere:4242:1.00")
+    rdb.record_heartbeat(trial._trial_id)
+    schema = fresh_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(libpq_dsn(fresh_url.split("?", 1)[0]), autocommit=True) as con:
+        con.execute(f"UPDATE {schema}.trial_heartbeats SET heartbeat = heartbeat - interval '1h'")
+
+    # (a search's own storage: the grace period outlasts its --db-patience)
+    from nasntk.study.storage import open_storage
+
+    assert open_storage(fresh_url, patience=100)._inner._backend.grace_period == 160
+
+    again = subprocess.run(
+        _nasntk("search", *common, "--trials", "5"), capture_output=True, text=True, env=env
+    )
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name=name, storage=fresh_url).get_trials(deepcopy=False)
+    silent = trials[trial.number]
+    assert silent.state == optuna.trial.TrialState.FAIL and record.interrupted(silent)
+    assert silent.params == trial.params and spec
+    assert_search_invariant(trials, counted=5, built=builds(log))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from nasntk.tables import format_fixed, format_value, markdown_table
+from nasntk.tables import format_compact, format_fixed, format_value, markdown_table
 
 
 def test_format_value() -> None:
@@ -26,3 +26,14 @@ def test_format_fixed() -> None:
 
 def test_markdown_table() -> None:
     assert markdown_table(["a", "b"], [["1", "x|y"]]) == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+
+
+def test_format_compact() -> None:
+    values = [7, 9999, 10_000, 230_042, 3_788_032, 999_499, 999_500, -230_042, 10**18]
+    assert [format_compact(v) for v in values] == [
+        "7", "9,999", "10k", "230k", "3.79M", "999k", "1M", "-230k", "1e18"
+    ]  # fmt: skip
+    assert [format_compact(v) for v in (0.31468, 176873.58, 1.2e-7, -3.3e12)] == [
+        "0.3147", "1.769e5", "1.2e-7", "-3.3e12"
+    ]  # fmt: skip
+    assert [format_compact(v) for v in (None, True, "x", math.nan)] == ["", "True", "x", "nan"]

@@ -19,6 +19,7 @@ One module per family, as timm keeps one file per model family:
     aznas       AZ-NAS's four terms and aggregate (Lee & Ham, CVPR 2024); blocks: where they are
     vkdnw       VKDNW (Dvořák et al., CVPR 2025)
     tenas       TE-NAS (Chen et al., ICLR 2021)
+    hardware    measured on the device: latency_ms, latency_batch_ms, train_memory_mb
     aggregate   rank / percentile aggregation of several terms
     default     the default score
     scoring     compute() and score()
@@ -39,8 +40,9 @@ from nasntk.proxies import aznas as _aznas  # noqa: F401
 from nasntk.proxies import vkdnw as _vkdnw  # noqa: F401
 from nasntk.proxies import tenas as _tenas  # noqa: F401
 from nasntk.proxies import default as _default  # noqa: F401
+from nasntk.proxies import hardware as _hardware  # noqa: F401
 from nasntk.proxies.scoring import KERNEL_OPTIONS, compute, score, value_of
-from nasntk.proxies.context import SCORE_OPTIONS, Context
+from nasntk.proxies.context import MEASURE_OPTIONS, SCORE_OPTIONS, Context, check_measure_options
 from nasntk.proxies.default import default_score
 from nasntk.proxies.registry import DEFAULT, DIRECTIONS, Proxy, describe, get, names, register
 
@@ -48,9 +50,11 @@ __all__ = [
     "DEFAULT",
     "DIRECTIONS",
     "KERNEL_OPTIONS",
+    "MEASURE_OPTIONS",
     "SCORE_OPTIONS",
     "Context",
     "Proxy",
+    "check_measure_options",
     "compute",
     "default_score",
     "describe",

@@ -17,12 +17,24 @@ import torch
 from torch import nn
 
 from nasntk import spectral
+from nasntk.errors import NasntkError
 from nasntk.spectral import ScoreUndefined
 
-__all__ = ["SCORE_OPTIONS", "Context"]
+__all__ = ["MEASURE_OPTIONS", "SCORE_OPTIONS", "Context", "check_measure_options"]
 
+#: Options of the measured scores (:mod:`nasntk.proxies.hardware`), with their defaults: the batch
+#: of ``latency_batch_ms``, the timed blocks of a latency, the batch of ``train_memory_mb``.
+MEASURE_OPTIONS: dict[str, int] = {"latency_batch": 32, "latency_repeats": 5, "memory_batch": 64}
 #: Options of :func:`nasntk.proxies.compute` read by the scores, with their defaults.
-SCORE_OPTIONS: dict[str, Any] = {"train_frac": 0.5, "ridge": 1e-3}
+SCORE_OPTIONS: dict[str, Any] = {"train_frac": 0.5, "ridge": 1e-3, **MEASURE_OPTIONS}
+
+
+def check_measure_options(options: Mapping[str, Any]) -> None:
+    """NasntkError unless each of :data:`MEASURE_OPTIONS` in ``options`` is a positive integer."""
+    for key in MEASURE_OPTIONS:
+        value = options.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NasntkError(f"{key} must be a positive integer, got {value!r}")
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
@@ -46,6 +58,7 @@ class Context:
     terms into a percentile against it. ``blocks`` optionally names the modules whose outputs are
     the network's blocks (AZ-NAS); by default they are found by a generic rule. ``known`` gives
     scores the caller has already counted (e.g. ``{"params": …, "flops": …}`` from the space).
+    ``measure`` overrides :data:`MEASURE_OPTIONS` (the batches of the measured scores).
     """
 
     def __init__(
@@ -64,6 +77,7 @@ class Context:
         reference: Optional[Mapping[str, np.ndarray]] = None,
         blocks: Optional[list[str]] = None,
         known: Optional[Mapping[str, float]] = None,
+        measure: Optional[Mapping[str, int]] = None,
     ) -> None:
         self.model, self.x, self.y, self.num_classes = model, x, y, int(num_classes)
         self.bn, self.device = bn, device
@@ -72,6 +86,7 @@ class Context:
         self.kernel_fn = kernel_fn or _pntk
         self.reference = dict(reference or {})
         self.blocks = blocks
+        self.measure = {**MEASURE_OPTIONS, **(measure or {})}
         # scores computed so far in this context; ``known`` ones (a space's exact params / FLOPs
         # counts, already made for the budget check) are not computed again
         self.values: dict[str, float] = {k: float(v) for k, v in (known or {}).items()}

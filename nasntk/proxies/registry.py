@@ -6,7 +6,9 @@ at one initialisation, one batch, the options) returning a float, plus
 * ``direction``: "maximize" or "minimize";
 * ``needs``: what computing it takes — "kernel" (a pNTK), "grad" (backward passes), "forward"
   (forward passes only), "labels" (the batch's labels), "params" (nothing but the model),
-  "population" (ranks over a set of candidates: an aggregate, see :mod:`nasntk.proxies.aggregate`);
+  "population" (ranks over a set of candidates: an aggregate, see :mod:`nasntk.proxies.aggregate`),
+  "measure" (timed or memory-profiled runs on the scoring device, see
+  :mod:`nasntk.proxies.hardware`: not a function of the weights alone, it varies run to run);
 * ``family``: the method it comes from ("pntk", "classic", "zico", "az_nas", ...);
 * ``reference``: the paper it implements;
 * ``terms``: for an aggregate, the registered scores whose ranks it sums, and ``rule`` how
@@ -29,7 +31,7 @@ __all__ = ["DEFAULT", "DIRECTIONS", "NEEDS", "Proxy", "describe", "get", "names"
 
 DEFAULT = "default"
 DIRECTIONS = ("maximize", "minimize")
-NEEDS = ("params", "forward", "grad", "kernel", "labels", "population")
+NEEDS = ("params", "forward", "grad", "kernel", "labels", "population", "measure")
 
 ScoreFn = Callable[["Context"], float]
 

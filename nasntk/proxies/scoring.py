@@ -14,7 +14,13 @@ from torch import nn
 from nasntk.errors import NasntkError
 from nasntk.kernels.prepare import BN_MODES, resolve_device
 from nasntk.networks import model_builder, shape_of
-from nasntk.proxies.context import SCORE_OPTIONS, Context, _pntk
+from nasntk.proxies.context import (
+    MEASURE_OPTIONS,
+    SCORE_OPTIONS,
+    Context,
+    _pntk,
+    check_measure_options,
+)
 from nasntk.proxies.registry import Proxy, get, names
 from nasntk.spectral import ScoreUndefined
 
@@ -92,8 +98,10 @@ def compute(
             :func:`nasntk.proxies.blocks.find_blocks`.
         known: scores already counted by the caller, used as they are (``params`` / ``flops``
             of a space's exact count: a search has them from its budget check).
-        opts: ``train_frac`` (0.5) and ``ridge`` (1e-3) of the regression; ``params``,
-            ``chunk_size``, ``max_memory``, ``implementation`` for ``nasntk.kernels.pntk``.
+        opts: ``train_frac`` (0.5) and ``ridge`` (1e-3) of the regression; ``latency_batch``
+            (32), ``latency_repeats`` (5) and ``memory_batch`` (64) of the measured scores
+            (:mod:`nasntk.proxies.hardware`); ``params``, ``chunk_size``, ``max_memory``,
+            ``implementation`` for ``nasntk.kernels.pntk``.
 
     Returns:
         ``{name: value}`` — the mean over initialisations — plus ``"<name>_std"`` (sample standard
@@ -106,6 +114,7 @@ def compute(
     x = batch.x.to(dev)
     y = batch.y.to(dev)
     kernel_opts = {k: opts[k] for k in KERNEL_OPTIONS if k in opts}
+    measure = {k: opts[k] for k in MEASURE_OPTIONS if k in opts}
 
     values: dict[str, list[float]] = {n: [] for n in score_names}
     reasons: dict[str, str] = {}
@@ -125,6 +134,7 @@ def compute(
             reference=reference,
             blocks=list(blocks) if blocks is not None else None,
             known=known,
+            measure=measure,
         )
         for name in score_names:
             value, why = value_of(get(name), ctx)
@@ -148,6 +158,7 @@ def _check_compute_args(
         raise NasntkError(f"seeds must be a positive integer, got {seeds!r}")
     if bn not in BN_MODES:
         raise NasntkError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
+    check_measure_options(opts)
     train_frac = float(opts.get("train_frac", SCORE_OPTIONS["train_frac"]))
     ridge = float(opts.get("ridge", SCORE_OPTIONS["ridge"]))
     if not 0.0 < train_frac < 1.0:

@@ -88,7 +88,14 @@ class SearchConfig:
             ``"hyperband"``, ``"none"``, or an Optuna pruner.
         max_params, max_flops: budgets, checked on the meta device before any kernel; a
             candidate over budget is pruned with the reason stored.
+        max_latency_ms, max_train_memory_mb: budgets on the measured ``latency_ms`` (batch 1)
+            and ``train_memory_mb`` (:mod:`nasntk.proxies.hardware`), checked right after the
+            build and before any kernel; a candidate over budget is pruned with its measured
+            value stored. The batches are the proxy options ``latency_batch`` / ``memory_batch``.
         storage: an Optuna storage URL (default ``sqlite:///nasntk.db`` in the working directory).
+        db_patience: seconds of database outage (a server restarting, a failover, a locked
+            SQLite file) the search waits through, retrying with backoff, before it stops with
+            one line saying how to resume (0: stop at the first database error).
         study_name: default derived from space, data, objectives and N (so reruns resume).
         workers: processes sharing the storage (each with its own study object).
         device, bn, seeds, proxy_options: passed to :func:`nasntk.proxies.compute` (unknown
@@ -115,7 +122,10 @@ class SearchConfig:
     pruner: Any = None
     max_params: int | None = None
     max_flops: int | None = None
+    max_latency_ms: float | None = None
+    max_train_memory_mb: float | None = None
     storage: str | None = None
+    db_patience: float = 300.0
     study_name: str | None = None
     workers: int = 1
     device: str = "cpu"
@@ -141,7 +151,9 @@ class SearchConfig:
         set_(self, "parsed", tuple(parsed))
         set_(self, "directions", tuple(_directions(parsed)))
         names = [n for n, _ in parsed]
-        set_(self, "score_names", tuple(dict.fromkeys([*names, *_extra_scores(self.scores)])))
+        budgeted = [n for n, v in self.measured_budgets().items() if v is not None]
+        extra = _extra_scores(self.scores)
+        set_(self, "score_names", tuple(dict.fromkeys([*names, *extra, *budgeted])))
         self._check_sizes()
         self._check_run()
         self._check_sampling()
@@ -172,6 +184,9 @@ class SearchConfig:
             raise NasntkError(f"--timeout must be positive, got {self.timeout}")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise NasntkError(f"--workers must be at least 1, got {self.workers}")
+        patience = self.db_patience
+        if isinstance(patience, bool) or not isinstance(patience, (int, float)) or patience < 0:
+            raise NasntkError(f"--db-patience must be seconds >= 0, got {patience!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise NasntkError(f"--threads must be at least 1, got {self.threads}")
         if self.seeds < 1:
@@ -179,10 +194,14 @@ class SearchConfig:
         size = self.reference_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 2:
             raise NasntkError(f"--reference-size must be an integer >= 2, got {size}")
-        if self.img_size is not None and (not isinstance(self.img_size, int) or self.img_size < 1):
-            raise NasntkError(f"--img-size must be a positive integer, got {self.img_size}")
-        for name, value in (("max-params", self.max_params), ("max-flops", self.max_flops)):
-            if value is not None and value <= 0:
+        from nasntk.data import check_img_size
+
+        check_img_size(self.img_size)
+        budgets = [("max-params", self.max_params), ("max-flops", self.max_flops),
+                   ("max-latency-ms", self.max_latency_ms),
+                   ("max-train-memory-mb", self.max_train_memory_mb)]  # fmt: skip
+        for name, value in budgets:
+            if value is not None and not value > 0:
                 raise NasntkError(f"--{name} must be positive, got {value}")
 
     def _check_run(self) -> None:
@@ -203,6 +222,9 @@ class SearchConfig:
                 f"unknown score option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
                 " (the search's own options are the fields of nasntk.study.SearchConfig)"
             )
+        check = getattr(proxies, "check_measure_options", None)
+        if check is not None:
+            check(self.proxy_options)
 
     def _check_sampling(self) -> None:
         if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
@@ -227,6 +249,10 @@ class SearchConfig:
         from nasntk import data as data_mod
 
         return data_mod.load(self.data, n, seed=self.data_seed, img_size=self.img_size)
+
+    def measured_budgets(self) -> dict[str, float | None]:
+        """The budgets on measured scores: ``{score: limit or None}``."""
+        return {"latency_ms": self.max_latency_ms, "train_memory_mb": self.max_train_memory_mb}
 
     @property
     def objectives(self) -> list[str]:

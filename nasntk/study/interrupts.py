@@ -74,6 +74,10 @@ class Interrupts:
             self.pending = False
             raise KeyboardInterrupt
 
+    def is_pending(self) -> bool:
+        """Whether a signal arrived outside a trial and waits to be raised."""
+        return self.pending
+
     @contextlib.contextmanager
     def inside_trial(self) -> Iterator[None]:
         """A trial's own work: a signal is raised here at once (a remembered one first)."""

@@ -19,7 +19,12 @@ from nasntk.study.models import resolve_space
 from nasntk.study.objective import Objective
 from nasntk.study.record import TrialFailed
 from nasntk.study.samplers import make_pruner, make_sampler
-from nasntk.study.storage import open_storage
+from nasntk.study.storage import (
+    DatabaseUnavailable,
+    DbListener,
+    RetryingStorage,
+    open_storage,
+)
 
 __all__ = ["Callback", "Job", "run_job"]
 
@@ -40,8 +45,14 @@ class Job:
     threads: int | None  # torch threads (None: leave them alone)
 
 
-def run_job(job: Job, callbacks: Sequence[Callback] = ()) -> None:
-    """Run a worker's trials in this process (Ctrl-C propagates as KeyboardInterrupt)."""
+def run_job(
+    job: Job, callbacks: Sequence[Callback] = (), on_db_event: DbListener | None = None
+) -> None:
+    """Run a worker's trials in this process (Ctrl-C propagates as KeyboardInterrupt).
+
+    Its storage rides out database outages of up to ``config.db_patience`` seconds, telling
+    ``on_db_event``; a longer one raises :class:`~nasntk.study.storage.DatabaseUnavailable`.
+    """
     if job.threads:
         import torch
 
@@ -51,9 +62,15 @@ def run_job(job: Job, callbacks: Sequence[Callback] = ()) -> None:
     if space is None:
         space, _ = resolve_space(config.space, config.space_options)
     sampler = make_sampler(config.sampler, job.seed, space=space, parallel=config.workers > 1)
+    store = open_storage(
+        job.storage, patience=config.db_patience, on_event=on_db_event, retry_open=True
+    )
+    policy = store.policy if isinstance(store, RetryingStorage) else None
+    if policy is not None:  # Ctrl-C while the database is away stops the wait
+        policy.should_stop = INTERRUPTS.is_pending
     study = optuna.load_study(
         study_name=job.study_name,
-        storage=open_storage(job.storage),
+        storage=store,
         sampler=sampler,
         pruner=make_pruner(config.pruner, config.n_low),
     )
@@ -65,14 +82,21 @@ def run_job(job: Job, callbacks: Sequence[Callback] = ()) -> None:
             return
     guard = SystematicFailure()
     with INTERRUPTS.deferred():
-        study.optimize(
-            objective,
-            n_trials=job.n_trials,
-            timeout=timeout,
-            catch=(TrialFailed,),
-            callbacks=[guard, *callbacks],
-            gc_after_trial=False,
-        )
+        try:
+            study.optimize(
+                objective,
+                n_trials=job.n_trials,
+                timeout=timeout,
+                catch=(TrialFailed,),
+                callbacks=[guard, *callbacks],
+                gc_after_trial=False,
+            )
+        except BaseException:
+            # Once the patience is spent, Optuna's clean-up of the trial it was telling fails
+            # too (e.g. as an UnboundLocalError): the database's absence is the one cause.
+            if policy is not None and policy.gave_up is not None:
+                raise DatabaseUnavailable(policy.gave_up) from None
+            raise
     if guard.reason is not None:
         raise NasntkError(
             f"stopped: the first {guard.limit} candidates all failed with: {guard.reason}"

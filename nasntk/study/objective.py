@@ -9,6 +9,10 @@
     params, flops = space.params(spec), space.flops(spec)     # on the meta device, no arithmetic
     if params > max_params or flops > max_flops:     # budgets cost no kernel
         prune (reason stored)
+    model = build(spec)                              # untrained, at the search's input size
+    latency_ms, train_memory_mb = measure(model)     # only when asked for (score or budget)
+    if latency_ms > max_latency_ms or ...:           # before any kernel, the value stored
+        prune (reason stored)
     if n_low:                                        # multi-fidelity
         s_low = score(model, batch[:n_low]); trial.report(s_low, step=1)
         if pruner.should_prune(): prune          # e.g. successive halving keeps the top 1/eta
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from nasntk.search_spaces import SearchSpace
 
 __all__ = ["Objective", "failure_of"]
+
+#: The option of each budget on a measured score (SearchConfig.measured_budgets).
+MEASURED_BUDGETS = {"latency_ms": "max-latency-ms", "train_memory_mb": "max-train-memory-mb"}
 
 
 def _proxies() -> Any:
@@ -87,6 +94,10 @@ class Objective:
         self.shape = shape_of(self.batch)
         # params and FLOPs come from the meta-device count of the budget check.
         self.proxy_scores = [s for s in config.score_names if s not in BUILTIN_OBJECTIVES]
+        # latency and memory are measured right after the build (nasntk.proxies.hardware)
+        measured = [s for s in self.proxy_scores if "measure" in _proxies().get(s).needs]
+        self.measured = measured
+        self.unmeasured = [s for s in self.proxy_scores if s not in measured]
         self.reference: Reference | None = None  # the study's, read at the first trial
 
     def __call__(self, trial: optuna.Trial) -> list[float] | float:
@@ -109,12 +120,13 @@ class Objective:
         params, flops = self._budget(trial, spec)
         builtin = {record.PARAMS: float(params), record.FLOPS: float(flops)}
         reference = self._reference(trial)
-        member = None if reference is None else reference.result_of(key, self.proxy_scores)
+        member = None if reference is None else reference.result_of(key, self.unmeasured)
         if member is not None:  # scored when the study was made: never scored twice
-            result, timings = member, {}
             trial.set_user_attr(record.REFERENCE_MEMBER, True)
-        else:
-            result, timings = self._build_and_score(trial, spec, builtin)
+        if member is not None and not self.measured:
+            result, timings = member, {}
+        else:  # a member is only measured (the reference holds no measurements)
+            result, timings = self._build_and_score(trial, spec, builtin, member)
         record.write_scores(trial, result)
         trial.set_user_attr(record.N, self.config.n_kernel)
         for key_, seconds in timings.items():
@@ -176,34 +188,72 @@ class Objective:
         return params, flops
 
     def _build_and_score(
-        self, trial: optuna.Trial, spec: dict[str, Any], builtin: Mapping[str, float]
+        self,
+        trial: optuna.Trial,
+        spec: dict[str, Any],
+        builtin: Mapping[str, float],
+        member: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        """The scores on the full batch (after the small-N pruning step) and the timings."""
+        """The measured scores (budgets checked), then the scores on the full batch (after the
+        small-N pruning step; a reference ``member``'s stored ones), and the timings."""
         try:
             t1 = time.perf_counter()
             make = model_builder(self.space, spec, self.shape)
             model = make(self.config.init_seed)
             t2 = time.perf_counter()
-            if self.low_batch is not None:
-                self._low_fidelity(trial, make, model, builtin)
-            result = self._compute(
-                make, model, self.batch, self._reference_values(trial), known=builtin
-            )
+            measured = self._measure(trial, model)
             t3 = time.perf_counter()
+            if member is not None:
+                result = {**member, **measured}
+            else:
+                if self.low_batch is not None:
+                    self._low_fidelity(trial, make, model, builtin, measured)
+                known = {**builtin, **measured}
+                result = self._compute(
+                    make, model, self.batch, self._reference_values(trial), known=known
+                )
+            t4 = time.perf_counter()
         except (optuna.TrialPruned, TrialFailed):
             raise
         except Exception as exc:
             release_memory()
             self._fail(trial, *failure_of(exc))
-        return result, {record.TIME_BUILD: t2 - t1, record.TIME_SCORE: t3 - t2}
+        return result, {record.TIME_BUILD: t2 - t1, record.TIME_SCORE: t4 - t3}
+
+    def _measure(self, trial: optuna.Trial, model: Any) -> dict[str, float]:
+        """The measured scores of the built model (latency, training memory), stored at once
+        with what they were measured with; over a measured budget is pruned, the value kept."""
+        if not self.measured:
+            return {}
+        from nasntk.kernels.prepare import resolve_device
+        from nasntk.proxies.hardware import facts
+
+        t0 = time.perf_counter()
+        opts = {**self.config.score_options(), "seeds": 1}
+        got = _proxies().compute(model, self.batch, self.measured, **opts)
+        values = {name: float(got[name]) for name in self.measured}
+        record.write_scores(trial, values)
+        trial.set_user_attr(record.TIME_MEASURE, time.perf_counter() - t0)
+        trial.set_user_attr(record.HARDWARE, facts(resolve_device(self.config.device), opts))
+        for name, limit in self.config.measured_budgets().items():
+            if limit is not None and values[name] > limit:
+                detail = f"{name} {values[name]:.4g} > {MEASURED_BUDGETS[name]} {limit:g}"
+                self._prune(trial, Prune.OVER_BUDGET, detail)
+        return values
 
     def _low_fidelity(
-        self, trial: optuna.Trial, make: Callable[[int], Any], model: Any, builtin: Mapping
+        self,
+        trial: optuna.Trial,
+        make: Callable[[int], Any],
+        model: Any,
+        builtin: Mapping,
+        measured: Mapping[str, float],
     ) -> None:
         """Multi-fidelity: report the small-N score of the first objective; prune if told."""
         cfg = self.config
         main = cfg.objectives[0]
-        low = self._compute(make, model, self.low_batch, self._reference_values(trial))
+        ref = self._reference_values(trial)
+        low = self._compute(make, model, self.low_batch, ref, known=measured)
         value = lookup(low, main, builtin)
         trial.set_user_attr(record.LOW_FIDELITY, {"n": cfg.n_low, main: record.encode_float(value)})
         if not math.isfinite(value):

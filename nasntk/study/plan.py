@@ -24,7 +24,12 @@ from nasntk.study.models import resolve_space
 from nasntk.study.reference import ensure_reference
 from nasntk.study.samplers import grid_of, worker_seed
 from nasntk.study.silence import no_warnings
-from nasntk.study.storage import create_or_load_study, normalize_storage_url, open_storage
+from nasntk.study.storage import (
+    DbListener,
+    create_or_load_study,
+    normalize_storage_url,
+    open_storage,
+)
 
 if TYPE_CHECKING:
     from nasntk.search_spaces import SearchSpace
@@ -43,11 +48,16 @@ class Plan:
     url: str  # the normalised storage URL
     study_name: str
 
-    def open_study(self) -> optuna.Study:
-        """Create the study or resume it (same settings only); recover dead processes' trials."""
+    def open_study(self, on_db_event: DbListener | None = None) -> optuna.Study:
+        """Create the study or resume it (same settings only); recover dead processes' trials.
+
+        Every call of the returned study's storage rides out database outages of up to
+        ``config.db_patience`` seconds, telling ``on_db_event`` (:class:`storage.RetryPolicy`).
+        """
         config = self.config
         directions = list(config.directions)
-        study = create_or_load_study(open_storage(self.url), self.study_name, directions)
+        store = open_storage(self.url, patience=config.db_patience, on_event=on_db_event)
+        study = create_or_load_study(store, self.study_name, directions)
         existing = record.study_config(study)
         if not existing and not study.trials:
             study.set_user_attr(record.STUDY_ATTR, config.stored(self.space_ref, self.shape))

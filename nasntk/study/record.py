@@ -43,22 +43,28 @@ LOW_FIDELITY = "low_fidelity"  # {"n": n_low, <objective>: small-N value}
 #: A trial whose spec is a member of the study's reference sample: its scores were computed
 #: when the study was made (nasntk.study.reference) and are reused, not recomputed.
 REFERENCE_MEMBER = "reference_member"
+#: What the measured scores (latency_ms, train_memory_mb, ...) were measured with: device,
+#: torch threads, batches, timed blocks (nasntk.proxies.hardware.facts).
+HARDWARE = "hardware"
 TIME_BUDGET, TIME_BUILD, TIME_SCORE, TIME_TOTAL = (
     "time_budget",
     "time_build",
     "time_score",
     "time_total",
 )
+TIME_MEASURE = "time_measure"  # the measured scores, between the build and the kernels
 
 SHAPE_KEYS = (NUM_CLASSES, IN_CHANS, IMG_SIZE)
 #: Every user attribute that is not a score.
 RECORD_KEYS = (
     SPEC, KEY, ARCH, SPACE, SPACE_OPTIONS, DATA, *SHAPE_KEYS, N, PARAMS, FLOPS, REASONS, WORKER,
     DUPLICATE_OF, RETRY_OF, FAIL_REASON, PRUNE_REASON, LOW_FIDELITY, REFERENCE_MEMBER,
-    TIME_BUDGET, TIME_BUILD, TIME_SCORE, TIME_TOTAL,
+    TIME_BUDGET, TIME_BUILD, TIME_SCORE, TIME_TOTAL, HARDWARE, TIME_MEASURE,
 )  # fmt: skip
 #: What a duplicate does not copy from the trial it reuses (they describe that other run).
-NOT_COPIED = (WORKER, DUPLICATE_OF, RETRY_OF, TIME_TOTAL, TIME_BUILD, TIME_SCORE, TIME_BUDGET)
+NOT_COPIED = (
+    WORKER, DUPLICATE_OF, RETRY_OF, TIME_TOTAL, TIME_BUILD, TIME_SCORE, TIME_BUDGET, TIME_MEASURE,
+)  # fmt: skip
 #: The study user attribute holding the search configuration.
 STUDY_ATTR = "nasntk"
 #: Study attribute: when a search last opened the study (seconds since the epoch); the commands
@@ -106,7 +112,7 @@ class Failure(enum.Enum):
 class Prune(enum.Enum):
     """Why a trial was pruned: the first words of its ``prune_reason``."""
 
-    OVER_BUDGET = "over budget"  # params or FLOPs over --max-params / --max-flops
+    OVER_BUDGET = "over budget"  # over --max-params / -flops / -latency-ms / -train-memory-mb
     MULTI_FIDELITY = "multi-fidelity"  # the pruner stopped it after the small-N score
 
     def reason(self, detail: str) -> str:

@@ -110,10 +110,18 @@ def stored_reference(user_attrs: Mapping[str, Any]) -> Reference | None:
 
 def reference_scores(score_names: Sequence[str]) -> list[str]:
     """What a reference member is scored on: every per-candidate score asked for and every
-    aggregate's terms (so that a trial of a member's spec reuses them, never scoring it twice)."""
+    aggregate's terms (so that a trial of a member's spec reuses them, never scoring it twice).
+    Measured scores (latency, memory) are not: they are measured by the worker that runs the
+    trial, with its threads, never in the process that makes the study."""
     from nasntk import proxies
 
-    plain = [n for n in score_names if n in proxies.names() and not proxies.get(n).is_aggregate]
+    plain = [
+        n
+        for n in score_names
+        if n in proxies.names()
+        and not proxies.get(n).is_aggregate
+        and "measure" not in proxies.get(n).needs
+    ]
     return list(dict.fromkeys([*plain, *aggregate_terms(score_names)]))
 
 

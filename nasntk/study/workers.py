@@ -1,8 +1,10 @@
 """Worker processes: one spawned process per job, sharing the study through its storage.
 
 The parent polls the storage and calls the callbacks (progress display) for each newly finished
-trial; a worker's user error comes back as one line through a queue; on Ctrl-C the parent asks
-every worker to stop (SIGTERM, their Ctrl-C), waits, and kills the ones that do not.
+trial; a worker's user error comes back as one line through a queue; on Ctrl-C, or when the
+database stays away longer than the patience, the parent asks every worker to stop (SIGTERM,
+their Ctrl-C), waits, and kills the ones that do not. During a shorter outage the parent's polls
+and the workers' calls all wait for the database (each process retries on its own).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nasntk.errors import NasntkError, one_line
 from nasntk.study.interrupts import as_worker_process, interrupt
 from nasntk.study.jobs import Callback, Job, run_job
 from nasntk.study.silence import quiet_optuna
+from nasntk.study.storage import DatabaseUnavailable
 
 __all__ = ["run_workers"]
 
@@ -31,7 +34,7 @@ def _worker_main(job: Job, errors: Any) -> None:
             run_job(job)
     except KeyboardInterrupt:
         pass
-    except NasntkError as exc:
+    except (NasntkError, DatabaseUnavailable) as exc:
         errors.put(str(exc))
     except BaseException as exc:  # noqa: B036 - reported to the parent as one line
         errors.put(f"worker failed: {type(exc).__name__}: {one_line(exc)}")
@@ -89,7 +92,7 @@ def run_workers(jobs: Sequence[Job], study: optuna.Study, callbacks: Sequence[Ca
             if message is not None:
                 _stop(procs)
                 raise NasntkError(message)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DatabaseUnavailable):
         _stop(procs)
         raise
     watcher.poll()
