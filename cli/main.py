@@ -1,7 +1,7 @@
 """The ``nasntk`` command: a thin typer layer over the Python API.
 
 Each command group lives in its own module (``cli/kernel.py``, ``cli/score.py``, ``cli/search.py``,
-``cli/validate.py``) exposing ``register(app)``. This module only assembles them and turns user
+``cli/results.py``, ``cli/validate.py``) exposing ``register(app)``. This module only assembles them and turns user
 errors (:class:`nasntk.errors.NasntkError`) into one line on stderr and exit code 2.
 """
 
@@ -14,6 +14,7 @@ import click
 import typer
 
 from nasntk.cli import kernel as _kernel
+from nasntk.cli import results as _results
 from nasntk.cli import score as _score
 from nasntk.cli import search as _search
 from nasntk.cli import validate as _validate
@@ -56,7 +57,7 @@ def _root(
     _STATE["verbose"] = verbose or bool(os.environ.get("NASNTK_VERBOSE"))
 
 
-for _module in (_kernel, _score, _search, _validate):
+for _module in (_kernel, _score, _search, _results, _validate):
     _module.register(app)
 
 

@@ -178,6 +178,28 @@ def rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def pruned_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """The study's pruned candidates in trial order (duplicates left out): trial, arch, what
+    was counted or measured before the prune — any measured score (``latency_ms``,
+    ``train_memory_mb``, …), params, FLOPs —, why (``pruned``: over a budget, with the value
+    that broke it, or stopped by the multi-fidelity pruner), and the spec."""
+    out: list[dict[str, Any]] = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        if record.is_duplicate(t):
+            continue
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"trial": t.number, "arch": attrs.get(record.ARCH, "")}
+        row.update(record.scores(t))
+        row["params"] = attrs.get(record.PARAMS)
+        row["flops"] = attrs.get(record.FLOPS)
+        row["pruned"] = attrs.get(record.PRUNE_REASON, "pruned")
+        if isinstance(attrs.get(record.HARDWARE), Mapping):
+            row["hardware"] = dict(attrs[record.HARDWARE])
+        row["spec"] = record.spec(t)
+        out.append(row)
+    return out
+
+
 def summary(study: optuna.Study) -> dict[str, Any]:
     """Trial counts by state, duplicates, failures and prunes counted by their reason."""
     counts: Counter[str] = Counter()

@@ -9,7 +9,11 @@ so it is compared exactly with a count made by hand.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +24,7 @@ from torch import nn
 from nasntk import proxies
 from nasntk.data import Batch
 from nasntk.errors import NasntkError
-from nasntk.leaderboard import export_row, rows
+from nasntk.leaderboard import export_row, pruned_rows, rows
 from nasntk.proxies.hardware import (
     MEASURED,
     MIB,
@@ -32,6 +36,8 @@ from nasntk.proxies.hardware import (
 )
 from nasntk.study import SearchConfig, search
 from nasntk.study.reference import reference_scores
+
+TESTS = Path(__file__).resolve().parent
 
 FLOAT = 4  # bytes
 
@@ -198,6 +204,23 @@ def test_memory_budget_prunes_with_the_measured_value(db: str) -> None:
         else:
             assert t.state == TrialState.COMPLETE
     assert pruned == 2  # depth 2 at width 16, both activations
+    # the leaderboard's pruned rows (`nasntk leaderboard --pruned`) carry the measured value
+    listed = pruned_rows(study)
+    assert [r["trial"] for r in listed] == [
+        t.number for t in study.trials if t.state == TrialState.PRUNED
+    ]
+    for r in listed:
+        want = toy_memory_mib(r["spec"], 64)
+        assert r["train_memory_mb"] == pytest.approx(want, rel=1e-12) and want > budget
+        assert r["pruned"].startswith("over budget: train_memory_mb ") and r["params"] > 0
+    res = subprocess.run(
+        [sys.executable, "-m", "nasntk", "leaderboard", "--storage", db, "--pruned", "-f", "json"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert [r["train_memory_mb"] for r in json.loads(res.stdout)] == [
+        r["train_memory_mb"] for r in listed
+    ]
 
 
 def test_latency_budget_prunes_before_any_kernel_with_the_value(db: str) -> None:

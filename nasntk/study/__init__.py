@@ -102,6 +102,12 @@ def search(
         config = SearchConfig.from_kwargs(space, **options)
     with quiet_optuna():
         plan = prepare(config)
+        threads = config.threads_per_worker()
+        if config.workers == 1 and threads:
+            # the reference sample is scored here too: with the threads the trials will use
+            import torch
+
+            torch.set_num_threads(threads)
         try:
             study = plan.open_study(on_db_event)
             jobs = plan.jobs(counted_trials(study))
