@@ -18,7 +18,7 @@ from nasntk.cli import results as _results
 from nasntk.cli import score as _score
 from nasntk.cli import search as _search
 from nasntk.cli import validate as _validate
-from nasntk.errors import NasntkError
+from nasntk.errors import DatabaseUnavailable, NasntkError
 
 app = typer.Typer(
     name="nasntk",
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if message:  # (empty when no_args_is_help has just printed the help)
             print(f"nasntk: error: {message} (see --help)", file=sys.stderr)
         return 2
-    except NasntkError as exc:
+    except (NasntkError, DatabaseUnavailable) as exc:
         if verbose:
             import traceback
 

@@ -12,6 +12,16 @@ class NasntkError(Exception):
     """A problem the user can fix; ``str(err)`` is a one-line message for them."""
 
 
+class DatabaseUnavailable(BaseException):
+    """The study's database stayed unreachable for the whole patience; ``str()`` is one line
+    (the CLI prints it like a :class:`NasntkError`, exit code 2).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: it stops the search and no handler of a
+    candidate's failure records it as the candidate's fault. Raised by
+    :class:`nasntk.study.storage.RetryPolicy`.
+    """
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     """``str(exc)`` on one line (whitespace collapsed), at most ``limit`` characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -23,7 +23,9 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 from search_toy_space import TINY, ToySpace
 
-from nasntk.study import search
+from nasntk import leaderboard
+from nasntk.cli.main import main
+from nasntk.study import load_study, search
 from nasntk.study import storage as storage_mod
 from nasntk.study.storage import DatabaseUnavailable, RetryingStorage, RetryPolicy, transient
 
@@ -282,3 +284,22 @@ def test_a_locked_sqlite_file_delays_the_search_and_never_kills_it(
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 6
     assert_search_invariant(trials, counted=6, built=builds(build_log))
+
+
+def test_the_reading_commands_wait_briefly_and_say_an_outage_in_one_line(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    search(ToySpace(), trials=2, storage=db, seed=0, objective="pntk_live_g", **TINY)
+    store = load_study(db)._storage
+    assert isinstance(store, RetryingStorage)
+    assert store.policy.patience == storage_mod.READ_PATIENCE > 0
+
+    def gone(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseUnavailable("database 'x' unreachable for 30 s: gone; rerun the command")
+
+    monkeypatch.setattr(leaderboard, "rows", gone)
+    assert main(["leaderboard", "--storage", db]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "nasntk: error: database 'x' unreachable for 30 s: gone; rerun the command"
+    ]

@@ -34,12 +34,13 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from nasntk.errors import NasntkError, one_line
+from nasntk.errors import DatabaseUnavailable, NasntkError, one_line
 from nasntk.study import record
 from nasntk.study.silence import no_warnings
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "DatabaseUnavailable",
     "create_or_load_study",
     "load_study",
     "normalize_storage_url",
@@ -158,6 +159,8 @@ def _create_rdb(
 SQLITE_LOCK_WAIT = 60.0
 #: Seconds of database outage a search waits through by default (``--db-patience``).
 DEFAULT_PATIENCE = 300.0
+#: Seconds the commands that read a study (leaderboard, show, studies, …) wait for it.
+READ_PATIENCE = 30.0
 #: Exponential backoff: the n-th wait is drawn from [d/2, d] with d = min(CAP, BASE · 2ⁿ) s.
 BACKOFF_BASE, BACKOFF_CAP = 0.25, 10.0
 #: What a connection error says when the server restarts, stops, fails over or is locked.
@@ -195,14 +198,6 @@ _PERMANENT_TEXT = (
     "permission denied",
     "no such table",
 )
-
-
-class DatabaseUnavailable(BaseException):
-    """The database stayed unreachable for the whole patience; ``str()`` is one line.
-
-    A ``BaseException``, like ``KeyboardInterrupt``: it stops the search and no handler of a
-    candidate's failure records it as the candidate's fault.
-    """
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -630,8 +625,9 @@ def _use_wal(store: optuna.storages.RDBStorage) -> None:
 # ---------------------------------------------------------------------------------------------
 def load_study(storage: str | None = None, study: str | None = None) -> optuna.Study:
     """Load a study by name; without a name, the study a search opened last (the most recently
-    created one when no search has said)."""
-    store = open_storage(storage, create=False)
+    created one when no search has said). Its reads wait up to :data:`READ_PATIENCE` seconds
+    for a database that restarts, then raise :class:`DatabaseUnavailable` (one line)."""
+    store = open_storage(storage, create=False, patience=READ_PATIENCE)
     studies = store.get_all_studies()
     names = [s.study_name for s in studies]
     if not names:
@@ -670,7 +666,7 @@ def fail_stale(study: optuna.Study) -> None:
 
 def study_summaries(storage: str | None = None) -> list[dict[str, Any]]:
     """One dict per study: name, space, data, objectives, and trial counts by state."""
-    store = open_storage(storage, create=False)
+    store = open_storage(storage, create=False, patience=READ_PATIENCE)
     out = []
     for summary in store.get_all_studies():
         study_id = store.get_study_id_from_name(summary.study_name)
