@@ -94,10 +94,10 @@ def leaderboard_cmd(
 
 def _pruned_first(rows: list) -> list[str]:
     """The columns of a pruned table read first (with trial, arch, params, FLOPs): what was
-    measured, then why it was pruned."""
+    measured; the reason (``pruned``) follows where the width allows (its value is in them)."""
     from nasntk.columns import fields
 
-    return [c for c in fields(rows) if c not in ("trial", "arch", "params", "flops")]
+    return [c for c in fields(rows) if c not in ("trial", "arch", "params", "flops", "pruned")]
 
 
 def _html_extras(study: Any, ranked: list) -> tuple[dict[str, str], list[str]]:
