@@ -29,7 +29,6 @@ in each trial's ``hardware`` record (:func:`facts`).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import statistics
@@ -41,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasntk.proxies.classic import logits
+from nasntk.proxies.classic import forward_mode, logits
 from nasntk.proxies.context import MEASURE_OPTIONS
 from nasntk.proxies.registry import register
 
@@ -78,18 +77,6 @@ def repeat_to(x: torch.Tensor, n: int) -> torch.Tensor:
     return x[torch.arange(n, device=x.device) % x.shape[0]]
 
 
-@contextlib.contextmanager
-def _mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
-    """Every module in train (``training``) or eval mode; the modes restored on exit."""
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.train(training)
-        yield model
-    finally:
-        for m, flag in modes.items():
-            m.training = flag
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -108,7 +95,7 @@ def time_blocks(
     waited for a core; it is the latency only with one torch thread on the CPU.
     """
     device = x.device
-    with _mode(model, False), torch.no_grad():
+    with forward_mode(model, "eval"), torch.no_grad():
         for _ in range(WARMUP_PASSES):
             _sync(device)
             t0 = time.perf_counter()

@@ -399,20 +399,16 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
 
     def __init__(self, inner: BaseStorage, policy: RetryPolicy) -> None:
         self._inner = inner
-        self._policy = policy
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return self._policy
+        self.policy = policy
 
     def __getattr__(self, name: str) -> Any:  # anything else (engine, url, …) is the inner's
-        if name.startswith("__") or name in ("_inner", "_policy"):
+        if name.startswith("__") or name in ("_inner", "policy"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self._inner, name)
-        return self._policy.call(lambda: method(*args, **kwargs))
+        return self.policy.call(lambda: method(*args, **kwargs))
 
     # -- the writes whose retry needs care ---------------------------------------------------
     def set_trial_state_values(
@@ -432,13 +428,13 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
                 failed_once = True
                 raise
 
-        return self._policy.call(attempt)
+        return self.policy.call(attempt)
 
     # -- the heartbeat -------------------------------------------------------------------------
     def record_heartbeat(self, trial_id: int) -> None:
         if isinstance(self._inner, BaseHeartbeat):
             with contextlib.suppress(DatabaseUnavailable):
-                self._policy.call(lambda: self._inner.record_heartbeat(trial_id), quiet=True)
+                self.policy.call(lambda: self._inner.record_heartbeat(trial_id), quiet=True)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         if not isinstance(self._inner, BaseHeartbeat):
@@ -454,9 +450,6 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
         if not isinstance(self._inner, BaseHeartbeat):
             return None
         return self._inner.get_heartbeat_stale_trial_callback()
-
-    def get_failed_trial_callback(self) -> Any:
-        return self.get_heartbeat_stale_trial_callback()
 
 
 def _already_set(
